@@ -1,0 +1,1 @@
+//! `recur.toml`: input settings, state location, notification channels and redaction.

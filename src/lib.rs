@@ -12,3 +12,4 @@ pub mod diag;
 pub mod duration;
 pub mod rule;
 pub mod time;
+pub mod source;

@@ -113,6 +113,7 @@ pub enum DecodeError {
     Envelope { format: &'static str, message: String },
 }
 
+pub mod cri;
 pub mod detect;
 pub mod json;
 pub mod logfmt;

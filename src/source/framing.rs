@@ -1,0 +1,692 @@
+//! Framing: cutting a byte stream into records.
+//!
+//! Memory is bounded by `max_record` whatever the input: a record longer than the cap is not
+//! buffered but skipped to its end and reported as [`Item::TooLong`] with its line number, so a
+//! 100 MB line costs the same memory as a 1 MB one. A partial last line (no newline at EOF) is a
+//! record like any other here; `watch` holds it back by looking at [`Record::terminated`].
+
+use std::io::{self, Read};
+
+use memchr::memchr;
+
+use crate::decode::RecordMeta;
+use crate::decode::cri::parse_cri_line;
+
+/// How a stream is cut into records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One record per line (`\n`; a `\r` before it is dropped).
+    Lines,
+    /// A JSON array file: one record per top-level element, however many lines it spans.
+    JsonArray,
+    /// CRI container logs: partial (`P`) lines joined up to the full (`F`) line.
+    Cri,
+}
+
+impl Framing {
+    /// Guesses the framing from the first bytes of a decompressed stream.
+    pub fn sniff(head: &[u8]) -> Framing {
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let mut it = head.iter().copied().skip_while(|b| b.is_ascii_whitespace());
+        if it.next() == Some(b'[') {
+            // `[{` starts a JSON array file; `[INFO] …` or `[2025-…]` is a text log.
+            match it.find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') | Some(b']') | None => return Framing::JsonArray,
+                _ => {}
+            }
+        }
+        let first_line = match memchr(b'\n', head) {
+            Some(i) => &head[..i],
+            None => head,
+        };
+        if crate::decode::cri::looks_like_cri(first_line) {
+            return Framing::Cri;
+        }
+        Framing::Lines
+    }
+}
+
+/// One record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The record's bytes without the line terminator.
+    pub bytes: &'a [u8],
+    /// 1-based number of the record's first line.
+    pub line: u64,
+    /// Stream offset just past the record (and its terminator).
+    pub end_offset: u64,
+    /// False for a last line that had no newline at end of stream.
+    pub terminated: bool,
+}
+
+/// What the reader yields.
+#[derive(Debug)]
+pub enum Item<'a> {
+    Record(Record<'a>, RecordMeta),
+    /// A record over the cap: skipped, never buffered.
+    TooLong { line: u64, len: u64, end_offset: u64 },
+    /// Framing-level damage (e.g. a JSON array that is not closed): reported, reading goes on
+    /// or ends as the framing allows.
+    Malformed { line: u64, message: String },
+}
+
+/// Bytes read per `read` call: large reads are what lets the hot path run at memory speed.
+pub const BLOCK: usize = 256 * 1024;
+
+/// Reads records from a stream.
+pub struct RecordReader<R> {
+    src: R,
+    framing: Framing,
+    max_record: usize,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Where to resume looking for the end of the current record.
+    scan: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    /// Line number of the next record's first line.
+    line: u64,
+    /// Skipping an over-long record: its first line and bytes skipped so far.
+    skipping: Option<(u64, u64)>,
+    /// Stop before a record that starts at or after this offset (chunked reading).
+    stop_at: Option<u64>,
+    array: ArrayState,
+    /// CRI partial content waiting for its `F` line.
+    partial: Vec<u8>,
+    partial_line: u64,
+    partial_over: bool,
+    partial_meta: RecordMeta,
+    /// The last joined CRI record, borrowed by the item returned for it.
+    joined: Vec<u8>,
+    bom_checked: bool,
+    /// Records emitted, for line-number fix-ups of chunks.
+    lines_seen: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ArrayState {
+    started: bool,
+    done: bool,
+    depth: u32,
+    in_string: bool,
+    escape: bool,
+    /// Inside an element (non-whitespace seen since the last separator).
+    in_elem: bool,
+    /// Newlines inside the current element, counted while scanning.
+    newlines: u64,
+}
+
+impl<R: Read> RecordReader<R> {
+    pub fn new(src: R, framing: Framing, max_record: usize) -> Self {
+        let cap = max_record.max(1024);
+        RecordReader {
+            src,
+            framing,
+            max_record: cap,
+            buf: vec![0; cap + BLOCK + 1],
+            pos: 0,
+            end: 0,
+            scan: 0,
+            base: 0,
+            eof: false,
+            line: 1,
+            skipping: None,
+            stop_at: None,
+            array: ArrayState::default(),
+            partial: Vec::new(),
+            partial_line: 0,
+            partial_over: false,
+            partial_meta: RecordMeta::default(),
+            joined: Vec::new(),
+            bom_checked: false,
+            lines_seen: 0,
+        }
+    }
+
+    /// A reader for one chunk of a file: `src` is positioned at `start - 1` (or 0 for the first
+    /// chunk); the line that straddles `start` belongs to the previous chunk and is skipped, and
+    /// reading stops at the first line that starts at or after `end`. Line numbers are local to
+    /// the chunk; [`RecordReader::lines_seen`] lets the caller add the previous chunks' counts.
+    pub fn chunk(src: R, max_record: usize, start: u64, end: u64) -> io::Result<Self> {
+        let mut r = RecordReader::new(src, Framing::Lines, max_record);
+        r.stop_at = Some(end);
+        if start > 0 {
+            r.bom_checked = true;
+            r.base = start - 1;
+            // Skip through the first newline at or after `start - 1`.
+            loop {
+                if r.pos == r.end && !r.fill()? {
+                    break;
+                }
+                if let Some(i) = memchr(b'\n', &r.buf[r.pos..r.end]) {
+                    r.pos += i + 1;
+                    break;
+                }
+                r.pos = r.end;
+            }
+            r.scan = r.pos;
+        }
+        Ok(r)
+    }
+
+    /// A reader that continues a stream at `offset` with line number `line` (tailing).
+    pub fn resume(src: R, framing: Framing, max_record: usize, offset: u64, line: u64) -> Self {
+        let mut r = RecordReader::new(src, framing, max_record);
+        r.base = offset;
+        r.line = line;
+        r.bom_checked = offset > 0;
+        r
+    }
+
+    /// Records (and over-long ones) emitted so far.
+    pub fn lines_seen(&self) -> u64 {
+        self.lines_seen
+    }
+
+    /// Line number the next record will carry.
+    pub fn next_line_number(&self) -> u64 {
+        self.line
+    }
+
+    /// Stream offset of the first byte not yet consumed as part of a record.
+    pub fn consumed_offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// Compacts the buffer and reads more. Returns false at end of stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.scan -= self.pos.min(self.scan);
+            self.pos = 0;
+        }
+        let room = self.buf.len() - self.end;
+        debug_assert!(room > 0);
+        let want = room.min(BLOCK);
+        loop {
+            match self.src.read(&mut self.buf[self.end..self.end + want]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next item, `Ok(None)` at end of stream. An I/O error (a truncated archive, a
+    /// vanished file) ends the stream; what was read before it has been returned already.
+    pub fn next_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        match self.framing {
+            Framing::Lines => self.next_line_item(),
+            Framing::JsonArray => self.next_array_item(),
+            Framing::Cri => self.next_cri_item(),
+        }
+    }
+
+    /// Finds the next line: `Some((start, end, terminated))` as buffer indices, or a too-long
+    /// report. Shared by line and CRI framing.
+    fn raw_line(&mut self) -> io::Result<Option<RawLine>> {
+        loop {
+            if !self.bom_checked && (self.end - self.pos >= 3 || self.eof) {
+                self.bom_checked = true;
+                if self.buf[self.pos..self.end].starts_with(b"\xEF\xBB\xBF") {
+                    self.pos += 3;
+                    self.scan = self.scan.max(self.pos);
+                }
+            }
+            if let Some(stop) = self.stop_at {
+                if self.skipping.is_none() && self.base + self.pos as u64 >= stop && self.bom_checked {
+                    return Ok(None);
+                }
+            }
+            let from = self.scan.max(self.pos);
+            if self.bom_checked {
+                if let Some(i) = memchr(b'\n', &self.buf[from..self.end]) {
+                    let nl = from + i;
+                    let start = self.pos;
+                    self.pos = nl + 1;
+                    self.scan = self.pos;
+                    let line = self.line;
+                    self.line += 1;
+                    self.lines_seen += 1;
+                    let end_offset = self.base + self.pos as u64;
+                    if let Some((first, skipped)) = self.skipping.take() {
+                        return Ok(Some(RawLine::TooLong {
+                            line: first,
+                            len: skipped + (nl - start) as u64,
+                            end_offset,
+                        }));
+                    }
+                    if nl - start > self.max_record {
+                        return Ok(Some(RawLine::TooLong { line, len: (nl - start) as u64, end_offset }));
+                    }
+                    let mut e = nl;
+                    if e > start && self.buf[e - 1] == b'\r' {
+                        e -= 1;
+                    }
+                    return Ok(Some(RawLine::Line { start, end: e, line, end_offset, terminated: true }));
+                }
+                self.scan = self.end;
+                let pending = (self.end - self.pos) as u64;
+                if let Some((_, skipped)) = &mut self.skipping {
+                    *skipped += pending;
+                    self.pos = self.end;
+                    self.scan = self.end;
+                } else if self.end - self.pos > self.max_record {
+                    self.skipping = Some((self.line, pending));
+                    self.pos = self.end;
+                    self.scan = self.end;
+                }
+            }
+            if !self.fill()? {
+                // End of stream: a last line without newline, or an over-long tail.
+                if let Some((first, skipped)) = self.skipping.take() {
+                    self.line += 1;
+                    self.lines_seen += 1;
+                    return Ok(Some(RawLine::TooLong { line: first, len: skipped, end_offset: self.base + self.end as u64 }));
+                }
+                self.bom_checked = true;
+                if self.pos < self.end {
+                    let start = self.pos;
+                    self.pos = self.end;
+                    self.scan = self.end;
+                    let line = self.line;
+                    self.line += 1;
+                    self.lines_seen += 1;
+                    let mut e = self.end;
+                    if self.buf[e - 1] == b'\r' {
+                        e -= 1;
+                    }
+                    return Ok(Some(RawLine::Line {
+                        start,
+                        end: e,
+                        line,
+                        end_offset: self.base + self.end as u64,
+                        terminated: false,
+                    }));
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    fn next_line_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        Ok(match self.raw_line()? {
+            None => None,
+            Some(RawLine::TooLong { line, len, end_offset }) => Some(Item::TooLong { line, len, end_offset }),
+            Some(RawLine::Line { start, end, line, end_offset, terminated }) => Some(Item::Record(
+                Record { bytes: &self.buf[start..end], line, end_offset, terminated },
+                RecordMeta::default(),
+            )),
+        })
+    }
+
+    fn next_cri_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        loop {
+            let (start, end, line, end_offset, terminated) = match self.raw_line()? {
+                None => {
+                    // A stream that ends inside a partial record: hand over what there is.
+                    if !self.partial.is_empty() || self.partial_over {
+                        return Ok(Some(self.take_partial(false)));
+                    }
+                    return Ok(None);
+                }
+                Some(RawLine::TooLong { line, len, end_offset }) => {
+                    return Ok(Some(Item::TooLong { line, len, end_offset }));
+                }
+                Some(RawLine::Line { start, end, line, end_offset, terminated }) => {
+                    (start, end, line, end_offset, terminated)
+                }
+            };
+            let Some(cri) = parse_cri_line(&self.buf[start..end]) else {
+                // Not a CRI line (e.g. garbage between entries): an ordinary record.
+                return Ok(Some(Item::Record(
+                    Record { bytes: &self.buf[start..end], line, end_offset, terminated },
+                    RecordMeta::default(),
+                )));
+            };
+            let meta = RecordMeta { time: cri.time, stream: Some(cri.stream.to_string()) };
+            if self.partial.is_empty() && !self.partial_over && !cri.partial {
+                let off = cri.content.as_ptr() as usize - self.buf.as_ptr() as usize;
+                let len = cri.content.len();
+                return Ok(Some(Item::Record(
+                    Record { bytes: &self.buf[off..off + len], line, end_offset, terminated },
+                    meta,
+                )));
+            }
+            if self.partial.is_empty() && !self.partial_over {
+                self.partial_line = line;
+            }
+            if self.partial.len() + cri.content.len() > self.max_record {
+                self.partial_over = true;
+                self.partial.clear();
+            } else if !self.partial_over {
+                self.partial.extend_from_slice(cri.content);
+            }
+            if !cri.partial {
+                self.partial_meta = meta;
+                let item = self.take_partial_with(end_offset, terminated);
+                return Ok(Some(item));
+            }
+            self.partial_meta = meta;
+        }
+    }
+
+    fn take_partial(&mut self, terminated: bool) -> Item<'_> {
+        let end_offset = self.base + self.pos as u64;
+        self.take_partial_with(end_offset, terminated)
+    }
+
+    fn take_partial_with(&mut self, end_offset: u64, terminated: bool) -> Item<'_> {
+        let line = self.partial_line;
+        if std::mem::take(&mut self.partial_over) {
+            let len = self.partial.len() as u64;
+            self.partial.clear();
+            return Item::TooLong { line, len: len.max(self.max_record as u64 + 1), end_offset };
+        }
+        // Move the joined bytes into the slot the record borrows from.
+        std::mem::swap(&mut self.partial, &mut self.joined);
+        self.partial.clear();
+        let meta = std::mem::take(&mut self.partial_meta);
+        Item::Record(Record { bytes: &self.joined, line, end_offset, terminated }, meta)
+    }
+
+    fn next_array_item(&mut self) -> io::Result<Option<Item<'_>>> {
+        loop {
+            if self.array.done {
+                return Ok(None);
+            }
+            // Scan forward from `scan` for the end of the current element.
+            let mut i = self.scan.max(self.pos);
+            let mut found: Option<(usize, usize)> = None; // (elem start, elem end exclusive)
+            let st = &mut self.array;
+            let buf = &self.buf[..self.end];
+            let mut elem_start = if st.in_elem { Some(self.pos) } else { None };
+            let mut sep_newlines = 0u64;
+            while i < buf.len() {
+                let b = buf[i];
+                if !st.started {
+                    if b == 0xEF && buf[i..].starts_with(b"\xEF\xBB\xBF") {
+                        i += 3;
+                        continue;
+                    }
+                    if b == b'[' {
+                        st.started = true;
+                    } else if b == b'\n' {
+                        sep_newlines += 1;
+                    }
+                    i += 1;
+                    self.pos = i;
+                    continue;
+                }
+                if !st.in_elem {
+                    match b {
+                        b'\n' => sep_newlines += 1,
+                        b' ' | b'\t' | b'\r' | b',' => {}
+                        b']' => {
+                            st.done = true;
+                            i += 1;
+                            self.pos = i;
+                            break;
+                        }
+                        _ => {
+                            st.in_elem = true;
+                            st.newlines = 0;
+                            elem_start = Some(i);
+                            self.pos = i;
+                            continue;
+                        }
+                    }
+                    i += 1;
+                    self.pos = i;
+                    continue;
+                }
+                // Inside an element.
+                if st.in_string {
+                    if st.escape {
+                        st.escape = false;
+                    } else if b == b'\\' {
+                        st.escape = true;
+                    } else if b == b'"' {
+                        st.in_string = false;
+                    } else if b == b'\n' {
+                        st.newlines += 1;
+                    }
+                    i += 1;
+                    continue;
+                }
+                match b {
+                    b'"' => st.in_string = true,
+                    b'{' | b'[' => st.depth += 1,
+                    b'}' | b']' if st.depth > 0 => {
+                        st.depth -= 1;
+                        if st.depth == 0 {
+                            found = Some((elem_start.unwrap_or(self.pos), i + 1));
+                            i += 1;
+                            break;
+                        }
+                    }
+                    b']' => {
+                        // End of the array right after a scalar element.
+                        found = Some((elem_start.unwrap_or(self.pos), i));
+                        st.done = true;
+                        i += 1;
+                        break;
+                    }
+                    b',' if st.depth == 0 => {
+                        found = Some((elem_start.unwrap_or(self.pos), i));
+                        i += 1;
+                        break;
+                    }
+                    b'\n' => st.newlines += 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            self.line += sep_newlines;
+            if let Some((s, e)) = found {
+                let st = &mut self.array;
+                st.in_elem = false;
+                let line = self.line;
+                self.line += st.newlines;
+                self.lines_seen += 1;
+                self.pos = i;
+                self.scan = i;
+                let end_offset = self.base + i as u64;
+                if let Some((first, skipped)) = self.skipping.take() {
+                    return Ok(Some(Item::TooLong { line: first, len: skipped + (e - s) as u64, end_offset }));
+                }
+                if e - s > self.max_record {
+                    return Ok(Some(Item::TooLong { line, len: (e - s) as u64, end_offset }));
+                }
+                let mut end = e;
+                while end > s && self.buf[end - 1].is_ascii_whitespace() {
+                    end -= 1;
+                }
+                return Ok(Some(Item::Record(
+                    Record { bytes: &self.buf[s..end], line, end_offset, terminated: true },
+                    RecordMeta::default(),
+                )));
+            }
+            if self.array.done {
+                continue;
+            }
+            self.scan = i;
+            if self.array.in_elem {
+                let pending = (self.end - self.pos) as u64;
+                if let Some((_, skipped)) = &mut self.skipping {
+                    *skipped += pending;
+                    self.pos = self.end;
+                    self.scan = self.end;
+                } else if self.end - self.pos > self.max_record {
+                    self.skipping = Some((self.line, pending));
+                    self.pos = self.end;
+                    self.scan = self.end;
+                }
+            }
+            if !self.fill()? {
+                let line = self.line;
+                self.array.done = true;
+                if !self.array.started {
+                    return Ok(None);
+                }
+                if let Some((first, skipped)) = self.skipping.take() {
+                    return Ok(Some(Item::TooLong { line: first, len: skipped, end_offset: self.base + self.end as u64 }));
+                }
+                return Ok(Some(Item::Malformed {
+                    line,
+                    message: "the JSON array is not closed (file truncated?)".into(),
+                }));
+            }
+        }
+    }
+}
+
+enum RawLine {
+    Line { start: usize, end: usize, line: u64, end_offset: u64, terminated: bool },
+    TooLong { line: u64, len: u64, end_offset: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Collects items as strings: `L<line>:<text>`, `TOO_LONG@<line>:<len>`, `BAD@<line>`.
+    fn collect(data: &[u8], framing: Framing, cap: usize, block_reads: usize) -> Vec<String> {
+        let src = SlowReader { inner: Cursor::new(data.to_vec()), max: block_reads };
+        let mut r = RecordReader::new(src, framing, cap);
+        let mut out = Vec::new();
+        while let Some(item) = r.next_item().unwrap() {
+            out.push(match item {
+                Item::Record(rec, meta) => {
+                    let mut s = format!("L{}:{}", rec.line, String::from_utf8_lossy(rec.bytes));
+                    if let Some(st) = meta.stream {
+                        s.push_str(&format!(" [{st}]"));
+                    }
+                    if !rec.terminated {
+                        s.push_str(" (unterminated)");
+                    }
+                    s
+                }
+                Item::TooLong { line, len, .. } => format!("TOO_LONG@{line}:{len}"),
+                Item::Malformed { line, .. } => format!("BAD@{line}"),
+            });
+        }
+        out
+    }
+
+    /// A reader that returns at most `max` bytes per call, to exercise buffer boundaries.
+    struct SlowReader {
+        inner: Cursor<Vec<u8>>,
+        max: usize,
+    }
+    impl Read for SlowReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.max);
+            self.inner.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn lines_crlf_bom_and_unterminated_last_line() {
+        for block in [1, 3, 7, 4096] {
+            let got = collect(b"\xEF\xBB\xBFa\r\nb\n\nc", Framing::Lines, 1024, block);
+            assert_eq!(got, ["L1:a", "L2:b", "L3:", "L4:c (unterminated)"], "block {block}");
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_skipped_with_bounded_memory() {
+        let mut data = b"short\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 5000));
+        data.extend(b"\nafter\n");
+        data.extend(std::iter::repeat_n(b'y', 3000));
+        for block in [7, 100, 100_000] {
+            let got = collect(&data, Framing::Lines, 1024, block);
+            assert_eq!(got, ["L1:short", "TOO_LONG@2:5000", "L3:after", "TOO_LONG@4:3000"], "block {block}");
+        }
+    }
+
+    #[test]
+    fn json_array_elements_span_lines() {
+        let data = b"[\n  {\n    \"a\": \"x,]}\\\"\",\n    \"b\": [1, 2]\n  },\n  {\"c\": {}}\n]\n";
+        for block in [1, 5, 4096] {
+            let got = collect(data, Framing::JsonArray, 1024, block);
+            assert_eq!(
+                got,
+                ["L2:{\n    \"a\": \"x,]}\\\"\",\n    \"b\": [1, 2]\n  }", "L6:{\"c\": {}}"],
+                "block {block}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_json_array_is_reported() {
+        let got = collect(b"[{\"a\":1},\n{\"b\":", Framing::JsonArray, 1024, 4096);
+        assert_eq!(got, ["L1:{\"a\":1}", "BAD@2"]);
+        assert!(collect(b"", Framing::JsonArray, 1024, 10).is_empty());
+    }
+
+    #[test]
+    fn cri_partials_are_joined() {
+        let data = b"2025-09-08T19:01:46.1Z stdout P {\"a\":\n2025-09-08T19:01:46.2Z stdout F 1}\n2025-09-08T19:01:47Z stderr F plain\n";
+        let got = collect(data, Framing::Cri, 1024, 5);
+        assert_eq!(got, ["L1:{\"a\":1} [stdout]", "L3:plain [stderr]"]);
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(Framing::sniff(b"[\n {\"a\":1}]"), Framing::JsonArray);
+        assert_eq!(Framing::sniff(b"[INFO] started"), Framing::Lines);
+        assert_eq!(Framing::sniff(b"{\"a\":1}\n"), Framing::Lines);
+        assert_eq!(Framing::sniff(b"2025-09-08T19:01:46Z stdout F x\n"), Framing::Cri);
+    }
+
+    #[test]
+    fn chunks_partition_the_lines_exactly() {
+        let mut data = Vec::new();
+        for i in 0..500 {
+            data.extend(format!("line-{i}-{}\n", "z".repeat(i % 37)).bytes());
+        }
+        data.extend(b"last-no-newline");
+        let whole = collect(&data, Framing::Lines, 1024, 4096);
+        for chunk in [1u64, 2, 17, 100, 999, 5000] {
+            let mut got = Vec::new();
+            let mut line_base = 0;
+            let size = data.len() as u64;
+            let mut start = 0;
+            while start < size {
+                let end = (start + chunk).min(size);
+                let mut cur = Cursor::new(data.clone());
+                cur.set_position(start.saturating_sub(1));
+                let mut r = RecordReader::chunk(cur, 1024, start, end).unwrap();
+                while let Some(item) = r.next_item().unwrap() {
+                    if let Item::Record(rec, _) = item {
+                        let mut s = format!("L{}:{}", rec.line + line_base, String::from_utf8_lossy(rec.bytes));
+                        if !rec.terminated {
+                            s.push_str(" (unterminated)");
+                        }
+                        got.push(s);
+                    }
+                }
+                line_base += r.lines_seen();
+                start = end;
+            }
+            assert_eq!(got, whole, "chunk size {chunk}");
+        }
+    }
+}

@@ -13,3 +13,4 @@ pub mod duration;
 pub mod rule;
 pub mod time;
 pub mod source;
+pub mod matcher;

@@ -14,3 +14,5 @@ pub mod rule;
 pub mod time;
 pub mod source;
 pub mod matcher;
+pub mod track;
+pub mod store;

@@ -1,0 +1,633 @@
+//! The embedded store: one SQLite file (WAL, busy timeout, mode 0600), or an in-memory
+//! database for `--no-state`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use super::*;
+use crate::track::IntentDraft;
+
+/// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations, applied in order inside one transaction each. Never edit a shipped step.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE occurrences (
+    remediation TEXT NOT NULL,
+    identity    TEXT NOT NULL,
+    event_time  INTEGER,            -- unix nanoseconds, NULL when untimed
+    signature   INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    sample      TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (remediation, identity)
+) WITHOUT ROWID;
+CREATE INDEX occurrences_time ON occurrences (remediation, event_time);
+CREATE TABLE coverage (
+    remediation TEXT NOT NULL,
+    bucket      INTEGER NOT NULL,   -- unix seconds, hour start
+    input       TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    max_time    INTEGER NOT NULL,
+    PRIMARY KEY (remediation, bucket, input)
+) WITHOUT ROWID;
+CREATE TABLE inputs (
+    key        TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    scanned_at INTEGER NOT NULL,
+    PRIMARY KEY (key, params)
+) WITHOUT ROWID;
+CREATE TABLE remediations (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    analysis    TEXT NOT NULL,
+    last_loaded INTEGER NOT NULL
+);
+CREATE TABLE intents (
+    key           TEXT PRIMARY KEY,
+    remediation   TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    episode_start INTEGER NOT NULL,
+    count         INTEGER NOT NULL,
+    due           INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    suppressed    INTEGER NOT NULL,
+    folded        TEXT NOT NULL      -- JSON array of keys (digests)
+);
+CREATE TABLE deliveries (
+    key          TEXT NOT NULL REFERENCES intents(key) ON DELETE CASCADE,
+    channel      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    next_attempt INTEGER,
+    last_error   TEXT,
+    PRIMARY KEY (key, channel)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    path      TEXT PRIMARY KEY,
+    dev       INTEGER NOT NULL,
+    inode     INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    head_len  INTEGER NOT NULL,
+    offset    INTEGER NOT NULL,
+    line      INTEGER NOT NULL,
+    tail_hash TEXT NOT NULL
+);
+"#];
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+fn ns(t: Timestamp) -> i64 {
+    t.as_nanosecond().clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+fn ts(n: i64) -> Timestamp {
+    Timestamp::from_nanosecond(n as i128).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the state file. The directory is created with mode 0700 and
+    /// the file with 0600: samples are redacted, but the file still describes production errors.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let display = path.display().to_string();
+        let open_err = |message: String| StoreError::Open { path: display.clone(), message };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                create_private_dir(dir).map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
+            }
+            check_writable(dir).map_err(|e| open_err(format!("directory {} is not writable: {e}", dir.display())))?;
+        }
+        let existed = path.exists();
+        if !existed {
+            create_private_file(path).map_err(|e| open_err(format!("cannot create: {e}")))?;
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| open_err(e.to_string()))?;
+        Self::init(conn, display)
+    }
+
+    /// Opens an existing state file read-only (`status`, `grep` never write).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let display = path.display().to_string();
+        if !path.exists() {
+            return Err(StoreError::Open { path: display, message: "no state file yet (run `recur scan` first)".into() });
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| StoreError::Open { path: display.clone(), message: e.to_string() })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| StoreError::Sql { path: display.clone(), source: e })?;
+        let store = SqliteStore { conn, path: display };
+        let v = store.user_version()?;
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: store.path, found: v, supported: SCHEMA_VERSION });
+        }
+        if v < SCHEMA_VERSION {
+            return Err(StoreError::Open { path: store.path, message: "the state file needs a migration; run `recur scan` or `recur status` once with write access".into() });
+        }
+        Ok(store)
+    }
+
+    /// A private in-memory database: `--no-state`.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open { path: ":memory:".into(), message: e.to_string() })?;
+        Self::init(conn, ":memory:".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
+        let store = SqliteStore { conn, path };
+        store.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| store.sql(e))?;
+        // A file that is not SQLite fails on its first read: call that corruption, by name.
+        let v = store.user_version()?;
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path: store.path, found: v, supported: SCHEMA_VERSION });
+        }
+        if store.path != ":memory:" {
+            store
+                .conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| store.classify(e))?;
+        }
+        store.conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| store.sql(e))?;
+        store.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| store.sql(e))?;
+        store.migrate(v)?;
+        if v > 0 {
+            // Cheap structural check, so a damaged file is refused before any work.
+            let ok: String = store
+                .conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| store.classify(e))?;
+            if ok != "ok" {
+                return Err(StoreError::Corrupt { path: store.path, message: ok });
+            }
+        }
+        Ok(store)
+    }
+
+    fn user_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.classify(e))
+    }
+
+    fn migrate(&self, from: i64) -> Result<(), StoreError> {
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let v = i as i64 + 1;
+            let sql = format!("BEGIN IMMEDIATE; {step}; PRAGMA user_version = {v}; COMMIT;");
+            if let Err(e) = self.conn.execute_batch(&sql) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(self.classify(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> StoreError {
+        self.classify(e)
+    }
+
+    /// Turns SQLite errors users can act on into specific messages.
+    fn classify(&self, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+                StoreError::Locked { path: self.path.clone(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
+            }
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt { path: self.path.clone(), message: e.to_string() }
+            }
+            Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+                StoreError::Open { path: self.path.clone(), message: e.to_string() }
+            }
+            _ => StoreError::Sql { path: self.path.clone(), source: e },
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn read_intent(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredIntent> {
+        let kind: String = row.get(2)?;
+        let suppressed: bool = row.get(7)?;
+        let folded: String = row.get(8)?;
+        let agg: Option<String> = row.get(9)?;
+        let status = if suppressed {
+            DeliveryStatus::Suppressed
+        } else {
+            agg.as_deref().and_then(DeliveryStatus::parse).unwrap_or(DeliveryStatus::Sent)
+        };
+        Ok(StoredIntent {
+            key: row.get(0)?,
+            remediation: row.get(1)?,
+            kind: IntentKind::parse(&kind).unwrap_or(IntentKind::Open),
+            episode_start: ts(row.get(3)?),
+            count: row.get::<_, i64>(4)? as u64,
+            due: ts(row.get(5)?),
+            created_at: ts(row.get(6)?),
+            status,
+            folded: serde_json::from_str(&folded).unwrap_or_default(),
+        })
+    }
+}
+
+/// Aggregate delivery status of an intent: failed if any channel failed, else pending if any
+/// is pending, else sent.
+const INTENT_SELECT: &str = "SELECT i.key, i.remediation, i.kind, i.episode_start, i.count, i.due, i.created_at, i.suppressed, i.folded,
+    (SELECT CASE WHEN SUM(d.status = 'failed') > 0 THEN 'failed'
+                 WHEN SUM(d.status = 'pending') > 0 THEN 'pending'
+                 ELSE 'sent' END FROM deliveries d WHERE d.key = i.key)
+    FROM intents i";
+
+fn read_delivery(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    let status: String = row.get(2)?;
+    Ok(Delivery {
+        key: row.get(0)?,
+        channel: row.get(1)?,
+        status: DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Pending),
+        attempts: row.get::<_, i64>(3)? as u32,
+        next_attempt: row.get::<_, Option<i64>>(4)?.map(ts),
+        last_error: row.get(5)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn input_done(&self, key: &str, size: u64, params: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row("SELECT size FROM inputs WHERE key = ?1 AND params = ?2", params![key, params], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(found == Some(size as i64))
+    }
+
+    fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        let now = ns(Timestamp::now());
+        let path = self.path.clone();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let mut outcome = BatchOutcome::default();
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(classify)?;
+            for (i, o) in batch.occurrences.iter().enumerate() {
+                let n = ins
+                    .execute(params![
+                        o.remediation,
+                        o.identity,
+                        o.time.map(ns),
+                        o.signature,
+                        o.source,
+                        o.line as i64,
+                        o.sample,
+                        now
+                    ])
+                    .map_err(classify)?;
+                if n > 0 {
+                    outcome.new_occurrences.push(i);
+                }
+            }
+            let mut cov = tx
+                .prepare_cached(
+                    "INSERT INTO coverage (remediation, bucket, input, count, max_time) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (remediation, bucket, input) DO UPDATE SET
+                        count = max(count, excluded.count), max_time = max(max_time, excluded.max_time)",
+                )
+                .map_err(classify)?;
+            for c in &batch.coverage {
+                cov.execute(params![c.remediation, c.bucket, c.input, c.count as i64, ns(c.max_time)])
+                    .map_err(classify)?;
+            }
+            let mut inp = tx
+                .prepare_cached("INSERT OR REPLACE INTO inputs (key, params, path, size, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(classify)?;
+            for i in &batch.inputs {
+                inp.execute(params![i.key, i.params, i.path, i.size as i64, now]).map_err(classify)?;
+            }
+            let mut cp = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(classify)?;
+            for c in &batch.checkpoints {
+                cp.execute(params![
+                    c.path,
+                    c.dev as i64,
+                    c.inode as i64,
+                    c.head_hash,
+                    c.head_len as i64,
+                    c.offset as i64,
+                    c.line as i64,
+                    c.tail_hash
+                ])
+                .map_err(classify)?;
+            }
+            for p in &batch.forget_checkpoints {
+                tx.execute("DELETE FROM checkpoints WHERE path = ?1", params![p]).map_err(classify)?;
+            }
+        }
+        tx.commit().map_err(classify)?;
+        Ok(outcome)
+    }
+
+    fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
+                 WHERE remediation = ?1 ORDER BY event_time IS NULL, event_time, identity",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![remediation], |r| {
+                Ok(StoredOccurrence {
+                    remediation: r.get(0)?,
+                    identity: r.get(1)?,
+                    time: r.get::<_, Option<i64>>(2)?.map(ts),
+                    signature: r.get(3)?,
+                    source: r.get(4)?,
+                    line: r.get::<_, i64>(5)? as u64,
+                    sample: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn coverage(&self, remediation: &str, since: Option<Timestamp>) -> Result<CoverageSummary, StoreError> {
+        let since_bucket = since.map(|t| t.as_second().div_euclid(3600) * 3600).unwrap_or(i64::MIN);
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(count), 0), MAX(max_time), COALESCE(SUM(CASE WHEN bucket >= ?2 THEN count ELSE 0 END), 0)
+                 FROM coverage WHERE remediation = ?1",
+                params![remediation, since_bucket],
+                |r| {
+                    Ok(CoverageSummary {
+                        events: r.get::<_, i64>(0)? as u64,
+                        last: r.get::<_, Option<i64>>(1)?.map(ts),
+                        events_since: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    fn note_remediations(&mut self, rules: &[crate::rule::Remediation], now: Timestamp) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
+        let tx = self.conn.transaction().map_err(classify)?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO remediations (id, title, owner, analysis, last_loaded) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(classify)?;
+            for r in rules {
+                st.execute(params![r.id, r.title, r.owner, r.analysis, ns(now)]).map_err(classify)?;
+            }
+        }
+        tx.commit().map_err(classify)
+    }
+
+    fn known_remediations(&self) -> Result<Vec<KnownRemediation>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, title, owner, analysis, last_loaded FROM remediations ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(KnownRemediation {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    owner: r.get(2)?,
+                    analysis: r.get(3)?,
+                    last_loaded: ts(r.get(4)?),
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn add_intents(
+        &mut self,
+        intents: &[(IntentDraft, DeliveryStatus, Vec<String>, Vec<String>)],
+        now: Timestamp,
+    ) -> Result<Vec<StoredIntent>, StoreError> {
+        let path = self.path.clone();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let mut new_keys = Vec::new();
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO intents (key, remediation, kind, episode_start, count, due, created_at, suppressed, folded)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(classify)?;
+            let mut del = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, next_attempt, last_error)
+                     VALUES (?1, ?2, 'pending', 0, ?3, NULL)",
+                )
+                .map_err(classify)?;
+            for (d, status, channels, folded) in intents {
+                let suppressed = *status == DeliveryStatus::Suppressed;
+                let n = ins
+                    .execute(params![
+                        d.key,
+                        d.remediation,
+                        d.kind.as_str(),
+                        ns(d.episode_start),
+                        d.count as i64,
+                        ns(d.due),
+                        ns(now),
+                        suppressed,
+                        serde_json::to_string(folded).unwrap_or_else(|_| "[]".into())
+                    ])
+                    .map_err(classify)?;
+                if n == 0 {
+                    continue;
+                }
+                if !suppressed {
+                    for ch in channels {
+                        del.execute(params![d.key, ch, ns(now)]).map_err(classify)?;
+                    }
+                }
+                new_keys.push(d.key.clone());
+            }
+        }
+        tx.commit().map_err(classify)?;
+        let mut out = Vec::new();
+        for k in new_keys {
+            if let Some(i) = self.intent(&k)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    fn intents(&self, remediation: Option<&str>) -> Result<Vec<StoredIntent>, StoreError> {
+        let sql = format!("{INTENT_SELECT} WHERE ?1 IS NULL OR i.remediation = ?1 ORDER BY i.due, i.key");
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let rows = st.query_map(params![remediation], SqliteStore::read_intent).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn intent(&self, key: &str) -> Result<Option<StoredIntent>, StoreError> {
+        let sql = format!("{INTENT_SELECT} WHERE i.key = ?1");
+        self.conn
+            .query_row(&sql, params![key], SqliteStore::read_intent)
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    fn due_deliveries(&self, now: Timestamp) -> Result<Vec<Delivery>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT d.key, d.channel, d.status, d.attempts, d.next_attempt, d.last_error
+                 FROM deliveries d JOIN intents i ON i.key = d.key
+                 WHERE d.status = 'pending' AND (d.next_attempt IS NULL OR d.next_attempt <= ?1)
+                 ORDER BY i.due, d.key, d.channel",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map(params![ns(now)], read_delivery).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn deliveries(&self, key: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT key, channel, status, attempts, next_attempt, last_error FROM deliveries
+                 WHERE ?1 IS NULL OR key = ?1 ORDER BY key, channel",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st.query_map(params![key], read_delivery).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt = ?5, last_error = ?6 WHERE key = ?1 AND channel = ?2",
+                params![d.key, d.channel, d.status.as_str(), d.attempts as i64, d.next_attempt.map(ns), d.last_error],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path, dev, inode, head_hash, head_len, offset, line, tail_hash FROM checkpoints ORDER BY path")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    path: r.get(0)?,
+                    dev: r.get::<_, i64>(1)? as u64,
+                    inode: r.get::<_, i64>(2)? as u64,
+                    head_hash: r.get(3)?,
+                    head_len: r.get::<_, i64>(4)? as u64,
+                    offset: r.get::<_, i64>(5)? as u64,
+                    line: r.get::<_, i64>(6)? as u64,
+                    tail_hash: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn prune(&mut self, before: Timestamp) -> Result<PruneStats, StoreError> {
+        let path = self.path.clone();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
+        let cutoff = ns(before);
+        let tx = self.conn.transaction().map_err(classify)?;
+        let occurrences = tx
+            .execute("DELETE FROM occurrences WHERE event_time IS NOT NULL AND event_time < ?1", params![cutoff])
+            .map_err(classify)? as u64;
+        let coverage = tx
+            .execute("DELETE FROM coverage WHERE max_time < ?1", params![cutoff])
+            .map_err(classify)? as u64;
+        // Only settled notifications go: a pending one must still be delivered.
+        let intents = tx
+            .execute(
+                "DELETE FROM intents WHERE due < ?1 AND NOT EXISTS
+                   (SELECT 1 FROM deliveries d WHERE d.key = intents.key AND d.status = 'pending')",
+                params![cutoff],
+            )
+            .map_err(classify)? as u64;
+        let inputs = tx
+            .execute("DELETE FROM inputs WHERE scanned_at < ?1", params![cutoff])
+            .map_err(classify)? as u64;
+        tx.commit().map_err(classify)?;
+        Ok(PruneStats { occurrences, coverage, intents, inputs })
+    }
+}
+
+impl SqliteStore {
+    fn classify_static(path: &str, e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+                StoreError::Locked { path: path.to_string(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
+            }
+            Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+                StoreError::Corrupt { path: path.to_string(), message: e.to_string() }
+            }
+            _ => StoreError::Sql { path: path.to_string(), source: e },
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fails early on a read-only state directory, before any input is read.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    let probe: PathBuf = dir.join(format!(".recur-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}

@@ -16,3 +16,7 @@ pub mod source;
 pub mod matcher;
 pub mod track;
 pub mod store;
+pub mod search;
+pub mod redact;
+pub mod report;
+pub mod sink;

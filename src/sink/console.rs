@@ -1,0 +1,21 @@
+//! The console channel: notifications on standard error, readable or as JSON lines.
+
+use std::io::Write;
+
+use super::{Channel, Notification, SendError};
+
+pub struct Console {
+    pub json: bool,
+}
+
+impl Channel for Console {
+    fn send(&self, n: &Notification) -> Result<(), SendError> {
+        let text = if self.json {
+            serde_json::to_string(&n.payload()).map_err(|e| SendError(e.to_string()))? + "\n"
+        } else {
+            n.text()
+        };
+        let mut err = std::io::stderr().lock();
+        err.write_all(text.as_bytes()).map_err(|e| SendError(format!("cannot write to stderr: {e}")))
+    }
+}

@@ -1,0 +1,153 @@
+//! The content of a notification, shared by every channel.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::duration::format_duration;
+use crate::redact::{Redactor, cap_text};
+use crate::report::{RemediationReport, format_time};
+use crate::rule::Remediation;
+use crate::store::{Store, StoreError, StoredIntent};
+use crate::track::IntentKind;
+
+/// Everything a channel needs to say what recurred and what to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub kind: IntentKind,
+    pub remediation_id: String,
+    pub title: String,
+    pub severity: String,
+    pub verdict: String,
+    /// Recurrences in the episode when the notification became due.
+    pub error_count: u64,
+    pub window: String,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub fixed_at: Option<Timestamp>,
+    pub since_fix: Option<String>,
+    pub owner: String,
+    pub action_required: String,
+    pub previous_analysis: String,
+    pub deadline: Option<Timestamp>,
+    pub samples: Vec<String>,
+    pub dedup_key: String,
+    pub episode_start: Timestamp,
+    /// For digests: one line per folded notification.
+    pub folded: Vec<String>,
+    pub test: bool,
+}
+
+impl Notification {
+    pub fn build(
+        intent: &StoredIntent,
+        rule: &Remediation,
+        report: &RemediationReport,
+        _rules: &[Remediation],
+        store: &dyn Store,
+        redactor: &Redactor,
+        _now: Timestamp,
+    ) -> Result<Self, StoreError> {
+        let ep = report.episode_list.iter().find(|e| e.start == intent.episode_start);
+        let occ = store.occurrences(&rule.id)?;
+        let mut samples: Vec<String> = occ
+            .iter()
+            .filter(|o| match (o.time, ep) {
+                (Some(t), Some(ep)) => t >= ep.first_seen && t <= ep.last_seen,
+                (Some(t), None) => rule.is_recurrence_time(t),
+                _ => false,
+            })
+            .take(rule.alert.samples as usize)
+            .map(|o| cap_text(&redactor.text(&o.sample), 2048))
+            .collect();
+        samples.truncate(rule.alert.samples as usize);
+        let first_seen = ep.map(|e| e.first_seen).or(report.first_seen);
+        let last_seen = ep.map(|e| e.last_seen).or(report.last_recurrence);
+        let since_fix = match (rule.fix.fixed_at, first_seen) {
+            (Some(f), Some(t)) => Some(format_duration(t.duration_since(f))),
+            _ => None,
+        };
+        Ok(Notification {
+            kind: intent.kind,
+            remediation_id: rule.id.clone(),
+            title: rule.title.clone(),
+            severity: rule.severity.as_str().to_string(),
+            verdict: report.verdict.as_str().to_string(),
+            error_count: if intent.kind == IntentKind::Digest { intent.folded.len() as u64 } else { intent.count },
+            window: format_duration(rule.alert.window),
+            first_seen,
+            last_seen,
+            fixed_at: rule.fix.fixed_at,
+            since_fix,
+            owner: rule.owner.clone(),
+            action_required: rule.action.clone(),
+            previous_analysis: rule.analysis.clone(),
+            deadline: rule.fix.deadline,
+            samples,
+            dedup_key: intent.key.clone(),
+            episode_start: intent.episode_start,
+            folded: intent.folded.clone(),
+            test: false,
+        })
+    }
+
+    /// The JSON body of webhooks and console JSON lines.
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// A one-line subject: id, verdict and count.
+    pub fn subject(&self) -> String {
+        let what = match self.kind {
+            IntentKind::Open => "recurred",
+            IntentKind::Reminder => "still recurring",
+            IntentKind::Digest => "digest",
+        };
+        format!(
+            "{}[recur] {} {what}: {} error{} ({})",
+            if self.test { "[TEST] " } else { "" },
+            self.remediation_id,
+            self.error_count,
+            if self.error_count == 1 { "" } else { "s" },
+            self.verdict
+        )
+    }
+
+    /// Plain-text body.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let t = |x: Option<Timestamp>| x.map(format_time).unwrap_or_else(|| "-".into());
+        s.push_str(&format!("{}\n", self.subject()));
+        s.push_str(&format!("  {} [{}]\n", self.title, self.severity));
+        s.push_str(&format!(
+            "  {} error{} in the {} window, first seen {}, last seen {}\n",
+            self.error_count,
+            if self.error_count == 1 { "" } else { "s" },
+            self.window,
+            t(self.first_seen),
+            t(self.last_seen)
+        ));
+        if let Some(f) = self.fixed_at {
+            s.push_str(&format!(
+                "  fixed at {} ({} before this recurrence)\n",
+                format_time(f),
+                self.since_fix.as_deref().unwrap_or("-")
+            ));
+        }
+        s.push_str(&format!("  owner: {}\n", self.owner));
+        if !self.action_required.is_empty() {
+            s.push_str(&format!("  action required: {}\n", self.action_required));
+        }
+        if let Some(d) = self.deadline {
+            s.push_str(&format!("  deadline: {}\n", format_time(d)));
+        }
+        s.push_str(&format!("  previous analysis: {}\n", self.previous_analysis));
+        for f in &self.folded {
+            s.push_str(&format!("  - {f}\n"));
+        }
+        for (i, smp) in self.samples.iter().enumerate() {
+            s.push_str(&format!("  sample {}: {smp}\n", i + 1));
+        }
+        s.push_str(&format!("  dedup key: {}\n", self.dedup_key));
+        s
+    }
+}

@@ -1,15 +1,36 @@
-//! Decode stage: one framed record (see [`crate::source`]) becomes an [`Event`].
+//! Decode stage: one framed record (see the source stage) becomes an [`Event`].
 //!
 //! Formats are detected per record unless forced: a JSON object (flat or nested), a GCP
 //! LogEntry (`jsonPayload` lifted to the top level, `textPayload` as the text, envelope fields
 //! reachable), a Docker json-file entry (`{"log":…,"stream":…,"time":…}`, the inner line decoded
 //! in turn), logfmt, or plain text (a leading RFC 3339 timestamp is the event time). CRI framing
 //! (`<time> <stream> <P|F> <content>`) and JSON array files are undone by the source stage, which
-//! hands the content here with the envelope's time as [`RecordMeta`].
+//! hands the content here with the envelope's time as [`RecordMeta`]; [`parse_cri_line`] is the
+//! CRI parser it uses.
+//!
+//! Rules that are easy to get wrong, decided once here:
+//! - **Validation first**: invalid UTF-8 and NUL bytes reject the record (offsets count the
+//!   record's bytes as given); a leading BOM and a trailing `\r` (or `\r\n`) are stripped.
+//! - **JSON means `{`**: only a line whose first non-blank byte is `{` is JSON, and then it must
+//!   parse as one object ([`DecodeError::Json`] otherwise). `[1]`, `"x"` or `42` lines are text.
+//! - **Duplicate keys**: the last one wins, in JSON (serde_json) and logfmt alike.
+//! - **Envelopes by shape**: see [`envelope`]. Forcing `json` still unwraps them; forcing `gcp`
+//!   or `docker` relaxes the shape test to the payload key alone.
+//! - **Event time**: the body's own time (the first of [`DecodeConfig::time_fields`] that parses,
+//!   or a text line's leading timestamp) wins over an envelope's (Docker `time`, CRI time in
+//!   [`RecordMeta::time`]): runtimes stamp arrival, applications stamp the event. A GCP entry's
+//!   `timestamp` is the event time unless its `jsonPayload` has a configured time field.
+//! - **Stream**: [`RecordMeta::stream`] (or Docker's `stream`) becomes field `stream` unless the
+//!   body has one, for text lines too, so stream scopes work alike for every container format.
+//! - **Identity**: the first of [`DecodeConfig::id_fields`] that is a non-empty string or a
+//!   number (stringified); `None` leaves hashing the record to the caller.
+//! - **[`Event::format`]** names the envelope unwrapped here (`Gcp`, `Docker`) or else the body's
+//!   format (`Json`, `Logfmt`, `Text`); CRI content reports its body's format, since the source
+//!   unwraps CRI and the same content must decode the same whether framing was forced or not.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Input formats; `Auto` detects per record. `--input FORMAT` forces one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum, serde::Serialize)]
@@ -110,13 +131,66 @@ pub enum DecodeError {
     #[error("malformed JSON: {0}")]
     Json(String),
     #[error("malformed {format} record: {message}")]
-    Envelope { format: &'static str, message: String },
+    Envelope {
+        format: &'static str,
+        message: String,
+    },
 }
 
 pub mod cri;
 pub mod detect;
+pub mod envelope;
 pub mod json;
 pub mod logfmt;
 pub mod text;
 
+pub use cri::{CriLine, looks_like_cri, parse_cri_line};
 pub use detect::decode;
+
+/// Reads a configured field path (`cfg.time_fields`, `cfg.id_fields`) from an object.
+///
+/// A key that contains dots is first looked up as one flat key (logfmt's `http.status`,
+/// an OpenTelemetry attribute name), then as a path through nested objects
+/// (`metadata.time`). Flat first, because a flat key is an exact spelling of what the user
+/// configured, while the nested reading is an interpretation.
+pub fn field<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = fields.get(path) {
+        return Some(v);
+    }
+    if !path.contains('.') {
+        return None;
+    }
+    let mut parts = path.split('.');
+    let mut cur = fields.get(parts.next()?)?;
+    for part in parts {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
+}
+
+/// The first of `cfg.time_fields` present in `fields` whose value parses as a time.
+///
+/// A field that exists but does not parse is skipped rather than ending the search: a
+/// `date: "Monday"` must not hide a good `ts` further down the list.
+pub fn time_from_fields(fields: &Map<String, Value>, cfg: &DecodeConfig) -> Option<Timestamp> {
+    cfg.time_fields
+        .iter()
+        .find_map(|path| crate::time::parse_time_value(field(fields, path)?, &cfg.zone))
+}
+
+/// The first of `cfg.id_fields` present as a non-empty string or as a number (stringified).
+///
+/// Empty strings are skipped: an empty id would make every such event the "same" event and
+/// collapse them into one occurrence.
+pub fn id_from_fields(fields: &Map<String, Value>, cfg: &DecodeConfig) -> Option<String> {
+    cfg.id_fields
+        .iter()
+        .find_map(|path| match field(fields, path)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests;

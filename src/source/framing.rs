@@ -358,7 +358,7 @@ impl<R: Read> RecordReader<R> {
                     RecordMeta::default(),
                 )));
             };
-            let meta = RecordMeta { time: cri.time, stream: Some(cri.stream.to_string()) };
+            let meta = RecordMeta { time: Some(cri.time), stream: Some(cri.stream.to_string()) };
             if self.partial.is_empty() && !self.partial_over && !cri.partial {
                 let off = cri.content.as_ptr() as usize - self.buf.as_ptr() as usize;
                 let len = cri.content.len();

@@ -42,3 +42,8 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let col = text[line_start..offset].chars().count() + 1;
     (line, col)
 }
+
+/// Renders diagnostics (temporary; replaced by the full renderer).
+pub fn render(diags: &[Diagnostic], _sources: &[crate::rule::load::SourceText], _color: bool) -> String {
+    diags.iter().map(|d| format!("error: {}: {}\n", d.path.display(), d.message)).collect()
+}

@@ -20,3 +20,5 @@ pub mod search;
 pub mod redact;
 pub mod report;
 pub mod sink;
+pub mod mode;
+pub mod cli;

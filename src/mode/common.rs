@@ -1,0 +1,185 @@
+//! Plumbing shared by the modes: loading rules and config, opening the store, time bounds,
+//! and turning stored facts into notification intents.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::config::Config;
+use crate::diag;
+use crate::duration::parse_duration;
+use crate::report::{RemediationReport, summarize};
+use crate::rule::{Remediation, load_rules_dir};
+use crate::sink::channels_for;
+use crate::store::{DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent};
+use crate::track::{IntentDraft, IntentKind, intents_for};
+
+/// The default state file, relative to the working directory.
+pub const DEFAULT_STATE: &str = ".recur/state.db";
+
+/// Loads `recur.toml`: the given path (which must exist), else `./recur.toml` when present,
+/// else defaults. Diagnostics are rendered to `err`; `None` means the config is invalid.
+pub fn load_config(path: Option<&Path>, color: bool, err: &mut dyn Write) -> anyhow::Result<Option<Config>> {
+    let path = match path {
+        Some(p) => {
+            if !p.exists() {
+                anyhow::bail!("config file {} does not exist", p.display());
+            }
+            p.to_path_buf()
+        }
+        None => {
+            let p = PathBuf::from("recur.toml");
+            if !p.exists() {
+                return Ok(Some(Config::default()));
+            }
+            p
+        }
+    };
+    match Config::load(&path) {
+        Ok(c) => Ok(Some(c)),
+        Err(diags) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let sources = vec![crate::rule::load::SourceText { path: path.clone(), text }];
+            write!(err, "{}", diag::render(&diags, &sources, color))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Loaded rules and whether some files were invalid (rendered to `err` already).
+pub struct Rules {
+    pub rules: Arc<[Remediation]>,
+    pub invalid_files: usize,
+}
+
+/// Loads every rule file in `dir`, rendering diagnostics of invalid ones to `err`.
+pub fn load_rules(dir: &Path, color: bool, err: &mut dyn Write) -> anyhow::Result<Rules> {
+    let loaded = load_rules_dir(dir).map_err(|e| anyhow::anyhow!("rules directory {}: {e}", dir.display()))?;
+    if !loaded.diagnostics.is_empty() {
+        write!(err, "{}", diag::render(&loaded.diagnostics, &loaded.sources, color))?;
+    }
+    let mut files: Vec<_> = loaded.diagnostics.iter().map(|d| d.path.clone()).collect();
+    files.sort();
+    files.dedup();
+    Ok(Rules { rules: loaded.remediations.into(), invalid_files: files.len() })
+}
+
+/// Where the state lives: `--state`/`RECUR_STATE`, else the config's `[state] path`, else
+/// `.recur/state.db`.
+pub fn state_path(flag: Option<&Path>, config: &Config) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| (!config.state.path.as_os_str().is_empty()).then(|| config.state.path.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE))
+}
+
+/// Opens the store for writing (or in memory).
+pub fn open_store(no_state: bool, path: &Path) -> Result<Box<dyn Store>, StoreError> {
+    Ok(if no_state { Box::new(SqliteStore::in_memory()?) } else { Box::new(SqliteStore::open(path)?) })
+}
+
+/// A `--since`/`--until` value: an instant, or a duration back from a reference time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    At(Timestamp),
+    Ago(SignedDuration),
+}
+
+impl TimeBound {
+    pub fn resolve(self, reference: Timestamp) -> Timestamp {
+        match self {
+            TimeBound::At(t) => t,
+            TimeBound::Ago(d) => reference - d,
+        }
+    }
+}
+
+/// Parses an RFC 3339 time (or a date-time/date read as UTC) or a duration like `2h`.
+pub fn parse_time_bound(s: &str) -> Result<TimeBound, String> {
+    if let Some(t) = crate::time::parse_time_str(s, &jiff::tz::TimeZone::UTC) {
+        return Ok(TimeBound::At(t));
+    }
+    parse_duration(s)
+        .map(TimeBound::Ago)
+        .map_err(|e| format!("`{s}` is neither an RFC 3339 time nor a duration: {e}"))
+}
+
+/// Options of the intent step.
+#[derive(Debug, Clone)]
+pub struct IntentOptions {
+    /// At most this many new notifications per run; the rest fold into one digest.
+    pub max_notifications: usize,
+    /// Episodes that opened before this are recorded without notifying.
+    pub notify_since: Option<Timestamp>,
+}
+
+/// Recomputes every remediation's report from the store and records the intents its episodes
+/// call for. Returns the reports and the intents created by this call (in due order).
+pub fn refresh(
+    store: &mut dyn Store,
+    rules: &[Remediation],
+    config: &Config,
+    opts: &IntentOptions,
+    now: Timestamp,
+) -> Result<(Vec<RemediationReport>, Vec<StoredIntent>), StoreError> {
+    let mut reports = Vec::with_capacity(rules.len());
+    let mut drafts: Vec<(IntentDraft, Vec<String>)> = Vec::new();
+    for rule in rules {
+        let report = summarize(rule, store, now)?;
+        let channels = channels_for(rule, config);
+        for d in intents_for(&rule.id, &report.episode_list) {
+            if store.intent(&d.key)?.is_none() {
+                drafts.push((d, channels.clone()));
+            }
+        }
+        reports.push(report);
+    }
+    drafts.sort_by(|a, b| (a.0.due, &a.0.key).cmp(&(b.0.due, &b.0.key)));
+    let mut rows = Vec::new();
+    let mut folded = Vec::new();
+    let mut notified = 0usize;
+    for (d, ch) in drafts {
+        if opts.notify_since.is_some_and(|s| d.episode_start < s) {
+            rows.push((d, DeliveryStatus::Suppressed, ch, Vec::new()));
+        } else if notified < opts.max_notifications {
+            notified += 1;
+            rows.push((d, DeliveryStatus::Pending, ch, Vec::new()));
+        } else {
+            folded.push(d.clone());
+            rows.push((d, DeliveryStatus::Suppressed, ch, Vec::new()));
+        }
+    }
+    if !folded.is_empty() {
+        // One digest for the rest, keyed by what it folds so a rerun cannot make another.
+        let keys: Vec<String> = folded.iter().map(|d| d.key.clone()).collect();
+        let hash = xxhash_rust::xxh3::xxh3_64(keys.join("\n").as_bytes());
+        let last = folded.last().unwrap();
+        let first = folded.first().unwrap();
+        let lines: Vec<String> = folded
+            .iter()
+            .map(|d| format!("{} {} episode opened {} ({} errors)", d.remediation, d.kind.as_str(), d.episode_start, d.count))
+            .collect();
+        let mut channels: Vec<String> = Vec::new();
+        for d in &folded {
+            if let Some(rule) = rules.iter().find(|r| r.id == d.remediation) {
+                for c in channels_for(rule, config) {
+                    if !channels.contains(&c) {
+                        channels.push(c);
+                    }
+                }
+            }
+        }
+        let digest = IntentDraft {
+            remediation: first.remediation.clone(),
+            kind: IntentKind::Digest,
+            key: format!("digest/{hash:016x}"),
+            episode_start: first.episode_start,
+            count: folded.len() as u64,
+            due: last.due,
+        };
+        rows.push((digest, DeliveryStatus::Pending, channels, lines));
+    }
+    let created = store.add_intents(&rows, now)?;
+    Ok((reports, created))
+}

@@ -1,0 +1,7 @@
+//! The commands. Each mode wires the shared stages together and differs only at the ends.
+
+pub mod check;
+pub mod common;
+pub mod scan;
+pub mod status;
+pub mod test;

@@ -1,0 +1,563 @@
+//! `recur scan`: the cron batch. Reads every input to the end in parallel, commits what it
+//! found, records notification intents, drains the outbox and exits with a status that is news.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::common::{self, IntentOptions, TimeBound};
+use crate::decode::{Event, Format};
+use crate::matcher::{Hit, Matcher};
+use crate::redact::Redactor;
+use crate::report::{RemediationReport, format_time, group_thousands, paint_verdict, table};
+use crate::rule::Remediation;
+use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
+use crate::source::framing::{Framing, Record, RecordReader};
+use crate::source::open::{Compression, open, sniff};
+use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
+use crate::store::{Batch, CoverageCell, InputRecord, StoredOccurrence};
+
+/// Output format of `scan` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `recur scan` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScanArgs {
+    /// Files, directories (read recursively), globs, or `-` for standard input.
+    #[arg(value_name = "PATH", default_value = "-")]
+    pub paths: Vec<String>,
+    /// Directory of rule files (one remediation per `*.toml`).
+    #[arg(long, value_name = "DIR", default_value = "rules", env = "RECUR_RULES")]
+    pub rules: PathBuf,
+    /// Configuration file (default: ./recur.toml when present).
+    #[arg(long, value_name = "FILE", env = "RECUR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Only events at or after this event time: RFC 3339, or a duration back from the newest event (`24h`).
+    #[arg(long, value_name = "TIME", value_parser = common::parse_time_bound)]
+    pub since: Option<TimeBound>,
+    /// Only events before this event time: RFC 3339, or a duration back from the newest event.
+    #[arg(long, value_name = "TIME", value_parser = common::parse_time_bound)]
+    pub until: Option<TimeBound>,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N", env = "RECUR_THREADS")]
+    pub threads: Option<usize>,
+    /// Input format; `auto` detects per file and line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto")]
+    pub input: Format,
+    /// Output: a readable table, or one JSON document.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+    /// Longest record kept, in bytes; longer ones are skipped and counted (default 1 MiB or the config's).
+    #[arg(long, value_name = "N")]
+    pub max_line_bytes: Option<usize>,
+    /// State database (default: .recur/state.db, or the config's `[state] path`).
+    #[arg(long, value_name = "PATH", env = "RECUR_STATE")]
+    pub state: Option<PathBuf>,
+    /// Keep state in memory for this run only.
+    #[arg(long, conflicts_with = "state")]
+    pub no_state: bool,
+    /// Re-read inputs the store has already scanned with the same rules.
+    #[arg(long)]
+    pub rescan: bool,
+    /// Notify at most this many new episodes per run; fold the rest into one digest.
+    #[arg(long, value_name = "N", env = "RECUR_MAX_NOTIFICATIONS")]
+    pub max_notifications: Option<usize>,
+    /// Record episodes that opened before this time without notifying them (RFC 3339 or a duration back from now).
+    #[arg(long, value_name = "TIME", value_parser = common::parse_time_bound)]
+    pub notify_since: Option<TimeBound>,
+    /// Record notifications without sending them (they stay pending in the outbox).
+    #[arg(long)]
+    pub no_notify: bool,
+}
+
+/// Chunk size for splitting large plain files across threads.
+const CHUNK_BYTES: u64 = 32 * 1024 * 1024;
+/// Stored sample size cap.
+const SAMPLE_BYTES: usize = 2048;
+
+/// Counters over all inputs, as reported in `inputs`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InputSummary {
+    pub files: u64,
+    /// Inputs skipped because the store had already scanned them with the same rules.
+    pub skipped: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub events: u64,
+    pub invalid: u64,
+    pub untimed: u64,
+    /// Records the prefilter sent to the decoder.
+    pub decoded: u64,
+    pub newest_event: Option<Timestamp>,
+    pub seconds: f64,
+}
+
+/// A notification intent created by this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationReport {
+    pub remediation: String,
+    pub kind: &'static str,
+    pub key: String,
+    pub episode_start: Timestamp,
+    pub count: u64,
+    pub status: &'static str,
+}
+
+/// The whole `scan --format json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanReport {
+    pub inputs: InputSummary,
+    pub remediations: Vec<RemediationReport>,
+    pub notifications: Vec<NotificationReport>,
+    pub delivery: crate::sink::DrainStats,
+    pub errors: Vec<SourceError>,
+    pub warnings: Vec<SourceError>,
+    /// New recurrences this run found (the store had not seen them).
+    pub new_recurrences: u64,
+}
+
+/// What one work unit found.
+#[derive(Default)]
+struct UnitResult {
+    stats: Stats,
+    invalid: InvalidTally,
+    occurrences: Vec<StoredOccurrence>,
+    /// (rule, hour bucket) → (count, max time)
+    coverage: HashMap<(u32, i64), (u64, Timestamp)>,
+    lines: u64,
+    error: Option<String>,
+    error_line: Option<u64>,
+}
+
+struct ScanSink<'a> {
+    rules: &'a [Remediation],
+    redactor: &'a Redactor,
+    source: &'a str,
+    out: &'a mut UnitResult,
+}
+
+impl Sink for ScanSink<'_> {
+    fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
+        for h in hits {
+            let rule = match h {
+                Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
+            };
+            if let (Some(t), true) = (event.time, self.rules[rule].fix.fixed_at.is_some()) {
+                let bucket = t.as_second().div_euclid(3600) * 3600;
+                let e = self.out.coverage.entry((rule as u32, bucket)).or_insert((0, t));
+                e.0 += 1;
+                e.1 = e.1.max(t);
+            }
+            if let Hit::Occurrence { rule, signature } = *h {
+                let identity = match &event.id {
+                    Some(id) => format!("id:{id}"),
+                    None => format!("h:{:032x}", xxhash_rust::xxh3::xxh3_128(record.bytes)),
+                };
+                self.out.occurrences.push(StoredOccurrence {
+                    remediation: self.rules[rule].id.clone(),
+                    identity,
+                    time: event.time,
+                    signature: signature as u32,
+                    source: self.source.to_string(),
+                    line: record.line,
+                    sample: self.redactor.sample(event, SAMPLE_BYTES),
+                });
+            }
+        }
+    }
+}
+
+/// Runs `recur scan`. Returns the exit code.
+pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let Some(config) = common::load_config(args.config.as_deref(), color, err)? else {
+        return Ok(2);
+    };
+    let loaded = match common::load_rules(&args.rules, color, err) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(err, "error: {e:#}")?;
+            return Ok(2);
+        }
+    };
+    let rules = loaded.rules.clone();
+    let state_path = common::state_path(args.state.as_deref(), &config);
+    let mut store = match common::open_store(args.no_state, &state_path) {
+        Ok(s) => s,
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(2);
+        }
+    };
+    let now = Timestamp::now();
+    store.note_remediations(&rules, now)?;
+    let redactor = Redactor::new(&config.redact.fields, &config.redact.patterns)?;
+
+    let mut decode_cfg = config.decode_config();
+    if args.input != Format::Auto {
+        decode_cfg.format = args.input;
+    }
+    let max_line = args.max_line_bytes.unwrap_or(if config.input.max_line_bytes > 0 {
+        config.input.max_line_bytes
+    } else {
+        1024 * 1024
+    });
+    let search_cfg = SearchConfig { decode: decode_cfg, since: None, until: None };
+    let matcher = Matcher::new(rules.clone());
+
+    // Inputs, minus those already scanned with the same rules and parameters.
+    let (inputs, mut errors) = expand(&args.paths);
+    let params = scan_params(&rules, args, max_line);
+    let mut keys: Vec<Option<(String, u64)>> = Vec::with_capacity(inputs.len());
+    let mut todo = Vec::new();
+    let mut skipped = 0;
+    for input in &inputs {
+        let key = input_key(input);
+        let done = match &key {
+            Some((k, size)) if !args.rescan => store.input_done(k, *size, &params)?,
+            _ => false,
+        };
+        if done {
+            skipped += 1;
+        } else {
+            todo.push(input.clone());
+            keys.push(key);
+        }
+    }
+    let (units, plan_errors) = plan_units(&todo, CHUNK_BYTES);
+    errors.extend(plan_errors);
+
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build()?;
+    let results: Vec<(WorkUnit, UnitResult)> = pool.install(|| {
+        units
+            .par_iter()
+            .map(|u| (u.clone(), run_unit(u, &todo[u.input], max_line, &matcher, &search_cfg, &rules, &redactor)))
+            .collect()
+    });
+
+    // Merge per input, in input order, fixing chunk-local line numbers.
+    let mut per_input: BTreeMap<usize, Vec<(WorkUnit, UnitResult)>> = BTreeMap::new();
+    for (u, r) in results {
+        per_input.entry(u.input).or_default().push((u, r));
+    }
+    let mut summary = InputSummary { skipped, ..Default::default() };
+    let mut warnings = Vec::new();
+    let mut merged: Vec<(usize, UnitResult)> = Vec::new();
+    for (idx, mut parts) in per_input {
+        parts.sort_by_key(|(u, _)| u.chunk);
+        let mut acc = UnitResult::default();
+        let mut line_base = 0;
+        for (_, mut r) in parts {
+            for o in &mut r.occurrences {
+                o.line += line_base;
+            }
+            acc.invalid.merge(&r.invalid, line_base);
+            acc.stats.add(&r.stats);
+            acc.occurrences.append(&mut r.occurrences);
+            for (k, (n, t)) in r.coverage {
+                let e = acc.coverage.entry(k).or_insert((0, t));
+                e.0 += n;
+                e.1 = e.1.max(t);
+            }
+            if acc.error.is_none() && r.error.is_some() {
+                acc.error = r.error;
+                acc.error_line = r.error_line.map(|l| l + line_base);
+            }
+            line_base += r.lines;
+        }
+        let name = todo[idx].display_name();
+        if let Some((line, msg)) = acc.invalid.summary() {
+            warnings.push(SourceError { path: name.clone(), line: Some(line), message: msg });
+        }
+        if let Some(e) = acc.error.take() {
+            errors.push(SourceError { path: name.clone(), line: acc.error_line, message: e });
+        }
+        summary.files += 1;
+        summary.lines += acc.stats.records;
+        summary.bytes += acc.stats.bytes;
+        summary.events += acc.stats.events();
+        summary.invalid += acc.stats.invalid;
+        summary.untimed += acc.stats.untimed;
+        summary.decoded += acc.stats.decoded;
+        summary.newest_event = summary.newest_event.max(acc.stats.newest);
+        merged.push((idx, acc));
+    }
+
+    // Event-time bounds, now that the newest event is known.
+    let reference = summary.newest_event.unwrap_or(now);
+    let since = args.since.map(|b| b.resolve(reference));
+    let until = args.until.map(|b| b.resolve(reference));
+    let in_range = |t: Option<Timestamp>| match t {
+        None => since.is_none() && until.is_none(),
+        Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+    };
+
+    // One transaction per input: occurrences, coverage and the input's fingerprint together,
+    // so a run killed at any point leaves whole inputs behind and the next run redoes the rest.
+    let mut new_recurrences = 0u64;
+    for (idx, acc) in merged {
+        let input_key = keys[idx].clone();
+        let cov_input = input_key.as_ref().map_or_else(|| "<stdin>".to_string(), |k| k.0.clone());
+        let mut batch = Batch {
+            occurrences: acc.occurrences.into_iter().filter(|o| in_range(o.time)).collect(),
+            ..Default::default()
+        };
+        for ((rule, bucket), (count, max_time)) in acc.coverage {
+            if since.is_some_and(|s| max_time < s) || until.is_some_and(|u| Timestamp::from_second(bucket).is_ok_and(|b| b >= u)) {
+                continue;
+            }
+            batch.coverage.push(CoverageCell {
+                remediation: rules[rule as usize].id.clone(),
+                bucket,
+                input: cov_input.clone(),
+                count,
+                max_time,
+            });
+        }
+        batch.coverage.sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
+        // An input that failed part-way is not marked done: the next run reads it again.
+        let failed = errors.iter().any(|e| e.path == todo[idx].display_name());
+        if let (Some((key, size)), false) = (input_key, failed) {
+            batch.inputs.push(InputRecord { key, path: todo[idx].display_name(), size, params: params.clone() });
+        }
+        let outcome = store.commit(&batch)?;
+        for i in outcome.new_occurrences {
+            let o = &batch.occurrences[i];
+            let rule = rules.iter().find(|r| r.id == o.remediation);
+            if let (Some(rule), Some(t)) = (rule, o.time) {
+                if rule.is_recurrence_time(t) {
+                    new_recurrences += 1;
+                }
+            }
+        }
+    }
+
+    // Track: episodes and intents from everything the store holds.
+    let notify_since = args.notify_since.map(|b| b.resolve(now));
+    let opts = IntentOptions {
+        max_notifications: args.max_notifications.unwrap_or(if config.notify.max_notifications > 0 {
+            config.notify.max_notifications
+        } else {
+            20
+        }),
+        notify_since,
+    };
+    let (reports, created) = common::refresh(store.as_mut(), &rules, &config, &opts, now)?;
+    let delivery = if args.no_notify {
+        crate::sink::DrainStats::default()
+    } else {
+        crate::sink::drain(store.as_mut(), &rules, &config, &redactor, args.format == OutputFormat::Json, now)?
+    };
+    for e in &delivery.errors {
+        warnings.push(SourceError { path: "notify".into(), line: None, message: e.clone() });
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+
+    let any_recurrence = reports.iter().any(|r| r.recurrences > 0);
+    let report = ScanReport {
+        inputs: summary,
+        remediations: reports,
+        notifications: created
+            .iter()
+            .map(|i| NotificationReport {
+                remediation: i.remediation.clone(),
+                kind: i.kind.as_str(),
+                key: i.key.clone(),
+                episode_start: i.episode_start,
+                count: i.count,
+                status: i.status.as_str(),
+            })
+            .collect(),
+        delivery,
+        errors,
+        warnings,
+        new_recurrences,
+    };
+    match args.format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Human => write_human(&report, color, out, err)?,
+    }
+    let code = if !report.errors.is_empty() || loaded.invalid_files > 0 {
+        2
+    } else if (args.no_state && any_recurrence) || report.new_recurrences > 0 {
+        1
+    } else {
+        0
+    };
+    Ok(code)
+}
+
+fn run_unit(
+    unit: &WorkUnit,
+    input: &Input,
+    max_line: usize,
+    matcher: &Matcher,
+    cfg: &SearchConfig,
+    rules: &Arc<[Remediation]>,
+    redactor: &Redactor,
+) -> UnitResult {
+    let mut res = UnitResult::default();
+    let name = input.display_name();
+    let outcome = (|| -> std::io::Result<()> {
+        let mut tally = InvalidTally::default();
+        let mut stats = Stats::default();
+        let mut sink = ScanSink { rules, redactor, source: &name, out: &mut UnitResult::default() };
+        let r = match (unit.range, input) {
+            (Some((start, end)), Input::File(p)) => {
+                let mut f = std::fs::File::open(p)?;
+                f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
+                let mut reader = RecordReader::chunk(std::io::BufReader::with_capacity(0, f), max_line, start, end)?;
+                let r = search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut tally);
+                res.lines = reader.lines_seen();
+                r
+            }
+            _ => {
+                let opened = open(input)?;
+                let mut reader = peek_framing(opened.reader, opened.compression, max_line)?;
+                let r = search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut tally);
+                res.lines = reader.lines_seen();
+                if let Err(e) = &r {
+                    res.error_line = Some(reader.next_line_number());
+                    let _ = e;
+                }
+                r
+            }
+        };
+        let found = std::mem::take(sink.out);
+        res.occurrences = found.occurrences;
+        res.coverage = found.coverage;
+        res.stats = stats;
+        res.invalid = tally;
+        r
+    })();
+    if let Err(e) = outcome {
+        res.error = Some(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "unexpected end of compressed data (truncated archive?); records before it were scanned".to_string(),
+            _ => format!("{}; records before it were scanned", crate::source::expand::describe_io(&e)),
+        });
+    }
+    res
+}
+
+/// Reads the first bytes of a (decompressed) stream to choose its framing, then hands back a
+/// reader over the whole stream.
+fn peek_framing(
+    mut reader: Box<dyn Read + Send>,
+    _compression: Compression,
+    max_line: usize,
+) -> std::io::Result<RecordReader<Box<dyn Read + Send>>> {
+    let mut head = vec![0u8; 4096];
+    let mut n = 0;
+    while n < head.len() {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    let framing = Framing::sniff(&head);
+    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(reader));
+    Ok(RecordReader::new(chained, framing, max_line))
+}
+
+/// A content key for an input: a hash of its first 64 KiB and its size, so a renamed export
+/// is recognised and a file that grew is read again.
+fn input_key(input: &Input) -> Option<(String, u64)> {
+    let Input::File(p) = input else { return None };
+    let mut f = std::fs::File::open(p).ok()?;
+    let size = f.metadata().ok()?.len();
+    let mut head = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let _ = sniff;
+    Some((format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head[..n])), size))
+}
+
+/// A hash of what decides a scan's findings: rules (conditions, fix) and parameters.
+fn scan_params(rules: &[Remediation], args: &ScanArgs, max_line: usize) -> String {
+    let mut s = format!("v1|{:?}|{max_line}|{:?}|{:?}", args.input, args.since, args.until);
+    for r in rules {
+        s.push_str(&format!("|{}|{:?}|{:?}", r.id, r.scope, r.signatures));
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(s.as_bytes()))
+}
+
+fn write_human(report: &ScanReport, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+    for e in &report.errors {
+        writeln!(err, "error: {e}")?;
+    }
+    for w in &report.warnings {
+        writeln!(err, "warning: {w}")?;
+    }
+    let i = &report.inputs;
+    writeln!(
+        out,
+        "Scanned {} input{} ({} skipped as already scanned): {} lines, {} events, {} invalid, {} untimed, in {:.2}s",
+        i.files,
+        if i.files == 1 { "" } else { "s" },
+        i.skipped,
+        group_thousands(i.lines),
+        group_thousands(i.events),
+        group_thousands(i.invalid),
+        group_thousands(i.untimed),
+        i.seconds
+    )?;
+    writeln!(out)?;
+    let rows: Vec<Vec<String>> = report
+        .remediations
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                paint_verdict(r.verdict, color),
+                group_thousands(r.before_fix),
+                group_thousands(r.recurrences),
+                r.episodes.to_string(),
+                r.first_seen.map(format_time).unwrap_or_else(|| "-".into()),
+                r.last_seen.map(format_time).unwrap_or_else(|| "-".into()),
+                r.owner.clone(),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        table(&["REMEDIATION", "VERDICT", "BEFORE FIX", "AFTER FIX", "EPISODES", "FIRST SEEN", "LAST SEEN", "OWNER"], &rows)
+    )?;
+    writeln!(out)?;
+    for r in &report.remediations {
+        writeln!(out, "{}: {}", r.id, r.title)?;
+        writeln!(out, "  {}", r.progress)?;
+        writeln!(out, "  analysis: {}", r.analysis)?;
+    }
+    if !report.notifications.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{} new notification{}:", report.notifications.len(), if report.notifications.len() == 1 { "" } else { "s" })?;
+        for n in &report.notifications {
+            writeln!(out, "  {} {} ({} errors) [{}]", n.kind, n.key, n.count, n.status)?;
+        }
+    }
+    Ok(())
+}

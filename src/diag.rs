@@ -1,8 +1,18 @@
 //! User-facing diagnostics for rule files and `recur.toml`, rendered like rustc:
 //! `error: …` / ` --> file:line:col` / the source line with a caret / `= help: …`.
+//!
+//! Loaders never stop at the first problem: they collect [`Diagnostic`]s (each with the byte
+//! span it is about) and the caller renders them all at once with [`render`], so a user fixes a
+//! whole file in one pass instead of one error per run.
+
+pub mod reader;
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, Chars, Config, Styles, StylesWriter, termcolor};
 
 /// One problem in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +28,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(path: impl Into<PathBuf>, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Diagnostic { path: path.into(), span, message: message.into(), label: None, hint: None }
+    pub fn new(
+        path: impl Into<PathBuf>,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            path: path.into(),
+            span,
+            message: message.into(),
+            label: None,
+            hint: None,
+        }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
@@ -31,11 +51,45 @@ impl Diagnostic {
         self.hint = Some(hint.into());
         self
     }
+
+    /// 1-based line and column of the start of the span in `text` (the file's contents), or
+    /// `None` for whole-file diagnostics.
+    pub fn location(&self, text: &str) -> Option<(usize, usize)> {
+        self.span.as_ref().map(|s| line_col(text, s.start))
+    }
+
+    /// The compact one-line form `path:line:col: message` (or `path: message` without a span),
+    /// for machine-readable outputs and log lines where the rich form would not fit.
+    /// `text` is the file's contents when known.
+    pub fn one_line(&self, text: Option<&str>) -> String {
+        match text.and_then(|t| self.location(t)) {
+            Some((line, col)) => {
+                format!("{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => format!("{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// A file's text, kept next to its diagnostics so they can show the offending line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceText {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceText {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        SourceText {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let offset = floor_char_boundary(text, offset.min(text.len()));
     let before = &text[..offset];
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -43,7 +97,146 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Renders diagnostics (temporary; replaced by the full renderer).
-pub fn render(diags: &[Diagnostic], _sources: &[crate::rule::load::SourceText], _color: bool) -> String {
-    diags.iter().map(|d| format!("error: {}: {}\n", d.path.display(), d.message)).collect()
+/// The largest char boundary at or below `i` (`str::floor_char_boundary` is not stable yet).
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Renders every diagnostic, rustc style, in the order given.
+///
+/// `sources` supplies the text of the files the diagnostics point into; a diagnostic whose file
+/// is not among them (or that has no span) is rendered without a source snippet, with just a
+/// ` --> path` line so the user still knows where to look. With `color`, ANSI escapes are used.
+pub fn render(diags: &[Diagnostic], sources: &[SourceText], color: bool) -> String {
+    let mut files = SimpleFiles::new();
+    let ids: Vec<(&Path, usize)> = sources
+        .iter()
+        .map(|s| {
+            let id = files.add(s.path.display().to_string(), s.text.as_str());
+            (s.path.as_path(), id)
+        })
+        .collect();
+    let file_of = |p: &Path| ids.iter().find(|(q, _)| *q == p).map(|(_, id)| *id);
+
+    // ASCII frames (` --> `, `|`), as rustc prints them: they survive any terminal, log file
+    // and CI console.
+    let config = Config {
+        chars: Chars::ascii(),
+        ..Config::default()
+    };
+    let styles = Styles::default();
+    let mut out = String::new();
+    for d in diags {
+        let mut cs = CsDiagnostic::error().with_message(&d.message);
+        if let Some(hint) = &d.hint {
+            cs = cs.with_note(format!("help: {hint}"));
+        }
+        let located = match (&d.span, file_of(&d.path)) {
+            (Some(span), Some(id)) => {
+                let text = sources[id].text.as_str();
+                let start = floor_char_boundary(text, span.start.min(text.len()));
+                let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
+                let mut label = Label::primary(id, start..end);
+                if let Some(l) = &d.label {
+                    label = label.with_message(l);
+                }
+                cs = cs.with_label(label);
+                true
+            }
+            _ => false,
+        };
+        let rendered = emit(&config, &styles, &files, &cs, color);
+        if located {
+            out.push_str(&rendered);
+        } else {
+            // No snippet to show: codespan prints the header and notes only, so add the path
+            // line ourselves, where rustc would put it.
+            let (header, rest) = rendered.split_once('\n').unwrap_or((&rendered, ""));
+            out.push_str(header);
+            out.push('\n');
+            out.push_str(&format!(" --> {}\n", d.path.display()));
+            out.push_str(rest);
+        }
+    }
+    out
+}
+
+/// Emits one codespan diagnostic to a string, with or without ANSI colour.
+fn emit(
+    config: &Config,
+    styles: &Styles,
+    files: &SimpleFiles<String, &str>,
+    cs: &CsDiagnostic<usize>,
+    color: bool,
+) -> String {
+    // Rendering into memory can only fail on a file id that is not in `files`, which `render`
+    // never produces; fall back to the bare message rather than lose the error.
+    let fallback = || format!("error: {}\n", cs.message);
+    if color {
+        let mut buf = termcolor::Buffer::ansi();
+        let mut writer = StylesWriter::new(&mut buf, styles);
+        match term::emit_to_write_style(&mut writer, config, files, cs) {
+            Ok(()) => String::from_utf8_lossy(buf.as_slice()).into_owned(),
+            Err(_) => fallback(),
+        }
+    } else {
+        term::emit_into_string(config, files, cs).unwrap_or_else(|_| fallback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_chars() {
+        let text = "ab\ncé d\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 3), (2, 1));
+        assert_eq!(line_col(text, 6), (2, 3)); // after "cé" (é is 2 bytes)
+        assert_eq!(line_col(text, 100), (3, 1));
+    }
+
+    #[test]
+    fn renders_like_rustc() {
+        let src = SourceText::new("rules/bad.toml", "id = \"X\"\nownr = \"x\"\n");
+        let d = Diagnostic::new("rules/bad.toml", Some(9..13), "unknown key `ownr`")
+            .with_label("unknown key")
+            .with_hint("did you mean `owner`?");
+        let s = render(&[d.clone()], &[src.clone()], false);
+        assert!(s.contains("error: unknown key `ownr`"), "{s}");
+        assert!(s.contains("rules/bad.toml:2:1"), "{s}");
+        assert!(s.contains("^^^^ unknown key"), "{s}");
+        assert!(s.contains("= help: did you mean `owner`?"), "{s}");
+        assert_eq!(
+            d.one_line(Some(&src.text)),
+            "rules/bad.toml:2:1: unknown key `ownr`"
+        );
+
+        let colored = render(&[d], &[src], true);
+        assert!(colored.contains('\x1b'), "{colored}");
+    }
+
+    #[test]
+    fn renders_without_span_or_source() {
+        let d = Diagnostic::new("recur.toml", None, "cannot read file").with_hint("check it");
+        let s = render(&[d.clone()], &[], false);
+        assert!(
+            s.starts_with("error: cannot read file\n --> recur.toml\n"),
+            "{s}"
+        );
+        assert!(s.contains("= help: check it"), "{s}");
+        assert_eq!(d.one_line(None), "recur.toml: cannot read file");
+    }
+
+    #[test]
+    fn out_of_range_spans_are_clamped() {
+        let src = SourceText::new("a.toml", "x = 1");
+        let d = Diagnostic::new("a.toml", Some(3..500), "bad");
+        let s = render(&[d], &[src], false);
+        assert!(s.contains("a.toml:1:4"), "{s}");
+    }
 }

@@ -79,6 +79,9 @@ pub struct ScanArgs {
     /// Record notifications without sending them (they stay pending in the outbox).
     #[arg(long)]
     pub no_notify: bool,
+    /// Split plain files larger than this into chunks read in parallel (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = CHUNK_BYTES, hide = true)]
+    pub chunk_bytes: u64,
 }
 
 /// Chunk size for splitting large plain files across threads.
@@ -235,7 +238,7 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
             keys.push(key);
         }
     }
-    let (units, plan_errors) = plan_units(&todo, CHUNK_BYTES);
+    let (units, plan_errors) = plan_units(&todo, args.chunk_bytes);
     errors.extend(plan_errors);
 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build()?;
@@ -359,6 +362,12 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     } else {
         crate::sink::drain(store.as_mut(), &rules, &config, &redactor, args.format == OutputFormat::Json, now)?
     };
+    // Report each new notification with its status after the drain.
+    let mut created_now = Vec::with_capacity(created.len());
+    for i in created {
+        created_now.push(store.intent(&i.key)?.unwrap_or(i));
+    }
+    let created = created_now;
     for e in &delivery.errors {
         warnings.push(SourceError { path: "notify".into(), line: None, message: e.clone() });
     }

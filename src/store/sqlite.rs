@@ -631,3 +631,160 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::IntentKind;
+
+    fn occ(id: &str, secs: i64) -> StoredOccurrence {
+        StoredOccurrence {
+            remediation: "R".into(),
+            identity: id.into(),
+            time: Some(Timestamp::from_second(secs).unwrap()),
+            signature: 0,
+            source: "a.log".into(),
+            line: 1,
+            sample: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn commit_is_idempotent_by_identity() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let b = Batch { occurrences: vec![occ("h:1", 10), occ("h:2", 20)], ..Default::default() };
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0, 1]);
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, Vec::<usize>::new());
+        assert_eq!(s.occurrences("R").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn coverage_takes_the_max_per_input_bucket() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let cell = |input: &str, count| CoverageCell {
+            remediation: "R".into(),
+            bucket: 3600,
+            input: input.into(),
+            count,
+            max_time: Timestamp::from_second(3700).unwrap(),
+        };
+        s.commit(&Batch { coverage: vec![cell("a", 5)], ..Default::default() }).unwrap();
+        s.commit(&Batch { coverage: vec![cell("a", 5), cell("b", 2)], ..Default::default() }).unwrap();
+        let c = s.coverage("R", None).unwrap();
+        assert_eq!(c.events, 7);
+        assert_eq!(c.last, Some(Timestamp::from_second(3700).unwrap()));
+    }
+
+    #[test]
+    fn intents_are_created_once_with_one_delivery_per_channel() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let t = Timestamp::from_second(1000).unwrap();
+        let d = IntentDraft {
+            remediation: "R".into(),
+            kind: IntentKind::Open,
+            key: "R/x/0".into(),
+            episode_start: t,
+            count: 1,
+            due: t,
+        };
+        let row = (d, DeliveryStatus::Pending, vec!["console".to_string(), "hook".to_string()], vec![]);
+        assert_eq!(s.add_intents(std::slice::from_ref(&row), t).unwrap().len(), 1);
+        assert_eq!(s.add_intents(&[row], t).unwrap().len(), 0);
+        assert_eq!(s.due_deliveries(t).unwrap().len(), 2);
+        let mut del = s.deliveries(Some("R/x/0")).unwrap()[0].clone();
+        del.status = DeliveryStatus::Sent;
+        s.update_delivery(&del).unwrap();
+        assert_eq!(s.intent("R/x/0").unwrap().unwrap().status, DeliveryStatus::Pending);
+        let mut del = s.deliveries(Some("R/x/0")).unwrap()[1].clone();
+        del.status = DeliveryStatus::Sent;
+        s.update_delivery(&del).unwrap();
+        assert_eq!(s.intent("R/x/0").unwrap().unwrap().status, DeliveryStatus::Sent);
+    }
+
+    #[test]
+    fn file_is_private_and_reopens_at_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/state.db");
+        {
+            let mut s = SqliteStore::open(&p).unwrap();
+            s.commit(&Batch { occurrences: vec![occ("h:1", 1)], ..Default::default() }).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let s = SqliteStore::open(&p).unwrap();
+        assert_eq!(s.occurrences("R").unwrap().len(), 1);
+        assert_eq!(s.user_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(c);
+        let e = SqliteStore::open(&p).err().unwrap();
+        assert!(matches!(e, StoreError::TooNew { .. }), "{e}");
+        assert!(e.to_string().contains("upgrade recur"));
+    }
+
+    #[test]
+    fn garbage_file_is_refused_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
+        let e = SqliteStore::open(&p).err().unwrap();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("move it aside"));
+        assert_eq!(std::fs::read(&p).unwrap(), vec![0x42u8; 8192]);
+    }
+
+    #[test]
+    fn locked_database_fails_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        drop(SqliteStore::open(&p).unwrap());
+        let holder = Connection::open(&p).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let mut s = SqliteStore::open(&p).unwrap();
+        s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
+        let e = s.commit(&Batch { occurrences: vec![occ("h:1", 1)], ..Default::default() }).err().unwrap();
+        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("locked by another recur process"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_only_directory_is_an_error_before_work() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores permission bits; the check is then meaningless, so only assert as a user.
+        let probe = ro.join("probe");
+        if std::fs::write(&probe, b"").is_ok() {
+            let _ = std::fs::remove_file(&probe);
+            return;
+        }
+        let e = SqliteStore::open(&ro.join("state.db")).err().unwrap();
+        assert!(e.to_string().contains("not writable"), "{e}");
+    }
+
+    #[test]
+    fn prune_keeps_pending_notifications() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.commit(&Batch { occurrences: vec![occ("h:1", 10), occ("h:2", 5000)], ..Default::default() }).unwrap();
+        let t = Timestamp::from_second(10).unwrap();
+        let d = IntentDraft { remediation: "R".into(), kind: IntentKind::Open, key: "k".into(), episode_start: t, count: 1, due: t };
+        s.add_intents(&[(d, DeliveryStatus::Pending, vec!["console".into()], vec![])], t).unwrap();
+        let st = s.prune(Timestamp::from_second(100).unwrap()).unwrap();
+        assert_eq!(st.occurrences, 1);
+        assert_eq!(st.intents, 0);
+        assert_eq!(s.occurrences("R").unwrap().len(), 1);
+    }
+}

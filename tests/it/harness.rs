@@ -146,3 +146,45 @@ impl Outcome {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
     }
 }
+
+/// Whether the tests run as root (permission bits do not apply to root).
+pub fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// Lets an unprivileged user enter and read a workspace (for `as_nobody` runs).
+pub fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
+    for e in walk(dir) {
+        let m = std::fs::metadata(&e).unwrap();
+        if m.is_dir() {
+            let _ = std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o777));
+        } else if m.permissions().mode() & 0o777 != 0 {
+            let _ = std::fs::set_permissions(&e, std::fs::Permissions::from_mode(0o666));
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+impl Cmd {
+    /// Runs as the unprivileged `nobody` user (the tests themselves run as root in CI).
+    pub fn as_nobody(mut self) -> Self {
+        use std::os::unix::process::CommandExt;
+        self.cmd.uid(65534).gid(65534);
+        self
+    }
+}

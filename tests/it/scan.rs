@@ -1,6 +1,41 @@
-//! `recur scan` end to end.
+//! `recur scan` end to end: every input format, every operator, every kind of bad input.
+
+use std::io::Write;
 
 use crate::harness::{Workspace, repo};
+
+/// A rule fixed long before the test data, so every timed match is a recurrence.
+const NO_TOKEN_RULE: &str = r#"
+id = "NO_TOKEN_TEST"
+title = "No token"
+owner = "team@example.com"
+analysis = "https://example.com/a"
+[fix]
+status = "fixed"
+fixed_at = "2025-01-01T00:00:00Z"
+[[signature]]
+error_code = "NO_TOKEN"
+[[signature]]
+err.code = "NO_TOKEN"
+[[signature]]
+_line = { contains = "text NO_TOKEN" }
+"#;
+
+fn scan_json(ws: &Workspace, paths: &[&str]) -> serde_json::Value {
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify"]).args(paths).run();
+    assert!(out.code == 0 || out.code == 1, "exit {}\n{}\n{}", out.code, out.stdout, out.stderr);
+    out.json()
+}
+
+fn rem<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["remediations"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
 
 #[test]
 fn shipped_examples_show_the_recurrence() {
@@ -13,9 +48,412 @@ fn shipped_examples_show_the_recurrence() {
         .run()
         .code(1);
     let doc = out.json();
-    let rems = doc["remediations"].as_array().unwrap();
-    let ws_rem = rems.iter().find(|r| r["id"] == "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001").unwrap();
-    assert_eq!(ws_rem["verdict"], "recurring");
-    assert_eq!(ws_rem["recurrences"], 6);
-    assert_eq!(ws_rem["before_fix"], 15);
+    let r = rem(&doc, "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001");
+    assert_eq!(r["verdict"], "recurring");
+    assert_eq!(r["recurrences"], 6);
+    assert_eq!(r["before_fix"], 15);
+    assert_eq!(rem(&doc, "GATEWAY_AUTH_UPSTREAM_TIMEOUT_002")["verdict"], "verified");
+    assert_eq!(rem(&doc, "PAYMENTS_WORKER_OOM_003")["occurrences"], 4);
+    assert_eq!(doc["inputs"]["files"], 3);
+    assert_eq!(doc["inputs"]["invalid"], 0);
+}
+
+/// Every input format: (file name, bytes, expected recurrences).
+fn format_cases() -> Vec<(&'static str, Vec<u8>, u64)> {
+    let jsonl = concat!(
+        r#"{"timestamp":"2025-09-10T08:00:00Z","error_code":"NO_TOKEN"}"#, "\n",
+        r#"{ "error_code" : "NO_TOKEN" , "timestamp" : "2025-09-10T08:00:01Z" }"#, "\n",
+        r#"{"timestamp":"2025-09-10T08:00:02Z","error_code":"\u004eO_TOKEN"}"#, "\n",
+        r#"{"timestamp":"2025-09-10T08:00:03Z","error_code":"NO_TOKEN_SCOPE","note":"NO_TOKEN"}"#, "\n",
+        r#"{"timestamp":"2025-09-10T08:00:04Z","err":{"code":"NO_TOKEN"}}"#, "\n",
+    );
+    let array = "[\n  {\n    \"timestamp\": \"2025-09-10T08:00:00Z\",\n    \"error_code\": \"NO_TOKEN\"\n  },\n  {\"timestamp\": \"2025-09-10T08:00:01Z\", \"error_code\": \"OTHER\"}\n]\n";
+    let gcp = r#"[{"insertId":"a1","jsonPayload":{"error_code":"NO_TOKEN"},"timestamp":"2025-09-10T08:00:00Z","severity":"ERROR","logName":"projects/p/logs/x","resource":{"type":"cloud_run_revision","labels":{"service_name":"ws"}}},
+ {"insertId":"a2","textPayload":"boom text NO_TOKEN here","timestamp":"2025-09-10T08:00:01Z","logName":"projects/p/logs/x"},
+ {"insertId":"a3","jsonPayload":{"error_code":"OK"},"timestamp":"2025-09-10T08:00:02Z","logName":"projects/p/logs/x"}]"#;
+    let docker = concat!(
+        r#"{"log":"{\"error_code\":\"NO_TOKEN\",\"ts\":\"2025-09-10T08:00:00Z\"}\n","stream":"stderr","time":"2025-09-10T08:00:00.1Z"}"#, "\n",
+        r#"{"log":"plain text NO_TOKEN line\n","stream":"stdout","time":"2025-09-10T08:00:01Z"}"#, "\n",
+        r#"{"log":"other\n","stream":"stdout","time":"2025-09-10T08:00:02Z"}"#, "\n",
+    );
+    let cri = concat!(
+        "2025-09-10T08:00:00.000000001Z stdout P {\"error_co\n",
+        "2025-09-10T08:00:00.000000002Z stdout F de\":\"NO_TOKEN\"}\n",
+        "2025-09-10T08:00:01Z stderr F some text NO_TOKEN line\n",
+        "2025-09-10T08:00:02Z stdout F {\"error_code\":\"OK\"}\n",
+    );
+    let logfmt = "ts=2025-09-10T08:00:00Z level=error error_code=NO_TOKEN msg=\"no jwt\"\nts=2025-09-10T08:00:01Z level=info error_code=OK\n";
+    let text = "2025-09-10T08:00:00Z ERROR text NO_TOKEN seen\n2025-09-10 10:00:01+02:00 ERROR text NO_TOKEN again\nno time text NO_TOKEN\n";
+    let crlf = "\u{feff}{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\r\n{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}";
+    let mut multi = gz(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    multi.extend(gz(b"{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n"));
+    let zst = zstd::encode_all(jsonl.as_bytes(), 3).unwrap();
+    vec![
+        ("app.jsonl", jsonl.as_bytes().to_vec(), 4),
+        ("array.json", array.as_bytes().to_vec(), 1),
+        ("gcp-export.json", gcp.as_bytes().to_vec(), 2),
+        ("docker-json.log", docker.as_bytes().to_vec(), 2),
+        ("cri.log", cri.as_bytes().to_vec(), 2),
+        ("logfmt.log", logfmt.as_bytes().to_vec(), 1),
+        ("text.log", text.as_bytes().to_vec(), 2),
+        ("crlf-bom.jsonl", crlf.as_bytes().to_vec(), 2),
+        ("multi.gz", multi, 2),
+        ("export-0001", zst, 4),
+    ]
+}
+
+#[test]
+fn every_input_format_matches_the_same_rule() {
+    for (name, bytes, want) in format_cases() {
+        let ws = Workspace::new();
+        ws.rule("r", NO_TOKEN_RULE);
+        ws.write(&format!("logs/{name}"), &bytes);
+        let doc = scan_json(&ws, &["logs"]);
+        assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], want, "{name}: {doc:#}");
+        assert_eq!(doc["inputs"]["invalid"], 0, "{name}: {doc:#}");
+    }
+}
+
+#[test]
+fn directories_globs_and_stdin() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let line = "{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":N}\n";
+    ws.write("logs/a/one.jsonl", line.replace('N', "1"));
+    ws.write("logs/a/b/c/two.jsonl", line.replace('N', "2"));
+    ws.write("logs/three.log", line.replace('N', "3"));
+    let doc = scan_json(&ws, &["logs"]);
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 3);
+    let doc = scan_json(&ws, &["logs/a/*.jsonl", "logs/*.log"]);
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 2);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "--no-notify", "-"])
+        .stdin(line.replace('N', "9"))
+        .run()
+        .code(1);
+    assert_eq!(rem(&out.json(), "NO_TOKEN_TEST")["recurrences"], 1);
+}
+
+/// Every operator: (condition lines in [[signature]], events, expected matches).
+#[test]
+fn every_operator() {
+    let events = [
+        r#"{"timestamp":"2025-09-10T08:00:00Z","code":"NO_TOKEN","status":500,"msg":"No JWT in headers","lat":12.5,"tags":["a","b"],"auth":{"present":false},"a.b":"dotted","flag":true}"#,
+        r#"{"timestamp":"2025-09-10T08:00:01Z","code":"NO_TOKEN_SCOPE","status":"404","msg":"scope missing","lat":3,"tags":["c"],"auth":{"present":true},"flag":false}"#,
+        r#"{"timestamp":"2025-09-10T08:00:02Z","code":"OK","status":200,"lat":null}"#,
+    ];
+    let cases: &[(&str, u64)] = &[
+        (r#"code = "NO_TOKEN""#, 1),
+        (r#"code = ["NO_TOKEN", "OK"]"#, 2),
+        (r#"status = 500"#, 1),
+        (r#"status = 404"#, 1),
+        (r#"flag = false"#, 1),
+        (r#"msg = { regex = '^No JWT' }"#, 1),
+        (r#"msg = { contains = "missing" }"#, 1),
+        (r#"code = { prefix = "NO_" }"#, 2),
+        (r#"code = { suffix = "SCOPE" }"#, 1),
+        (r#"msg = { exists = true }"#, 2),
+        (r#"msg = { exists = false }"#, 1),
+        (r#"code = { not = "OK" }"#, 2),
+        (r#"code = { not = { prefix = "NO_" } }"#, 1),
+        (r#"code = { not = ["OK", "NO_TOKEN"] }"#, 1),
+        (r#"lat = { gt = 3 }"#, 1),
+        (r#"lat = { ge = 3 }"#, 2),
+        (r#"lat = { lt = 12.5 }"#, 1),
+        (r#"lat = { le = 12.5 }"#, 2),
+        (r#"tags = "b""#, 1),
+        (r#"auth.present = false"#, 1),
+        ("[signature.auth]\npresent = true", 1),
+        (r#""a.b" = "dotted""#, 1),
+        (r#"_line = { contains = '"status":200' }"#, 1),
+        (r#"status = { gt = 400 }"#, 2),
+    ];
+    for (cond, want) in cases {
+        let ws = Workspace::new();
+        ws.rule(
+            "r",
+            &format!(
+                "id = \"OP\"\ntitle = \"t\"\nowner = \"o@example.com\"\nanalysis = \"https://x\"\n[fix]\nstatus = \"fixed\"\nfixed_at = \"2025-01-01T00:00:00Z\"\n[[signature]]\n{cond}\n"
+            ),
+        );
+        ws.write("e.jsonl", events.join("\n"));
+        let doc = scan_json(&ws, &["e.jsonl"]);
+        assert_eq!(rem(&doc, "OP")["recurrences"], *want, "condition `{cond}`");
+    }
+}
+
+#[test]
+fn scope_and_fix_time_split_before_and_after() {
+    let ws = Workspace::new();
+    ws.rule(
+        "r",
+        r#"
+id = "SCOPED"
+title = "t"
+owner = "o@example.com"
+analysis = "https://x"
+[fix]
+status = "fixed"
+fixed_at = "2025-09-08T23:30:00Z"
+verify = "1h"
+[scope]
+environment = "staging"
+[[signature]]
+error_code = "NO_TOKEN"
+"#,
+    );
+    ws.write(
+        "e.jsonl",
+        [
+            r#"{"timestamp":"2025-09-08T20:00:00Z","environment":"staging","error_code":"NO_TOKEN"}"#,
+            r#"{"timestamp":"2025-09-08T23:30:00Z","environment":"staging","error_code":"NO_TOKEN"}"#,
+            r#"{"timestamp":"2025-09-09T01:00:00Z","environment":"production","error_code":"NO_TOKEN"}"#,
+            r#"{"timestamp":"2025-09-09T02:00:00Z","environment":"staging","error_code":"OK"}"#,
+        ]
+        .join("\n"),
+    );
+    let doc = scan_json(&ws, &["e.jsonl"]);
+    let r = rem(&doc, "SCOPED");
+    assert_eq!(r["before_fix"], 1);
+    assert_eq!(r["recurrences"], 1, "an event exactly at fixed_at is a recurrence");
+    assert_eq!(r["first_seen"], "2025-09-08T20:00:00Z");
+    assert_eq!(r["last_seen"], "2025-09-08T23:30:00Z");
+    assert_eq!(r["verdict"], "recurring");
+    assert_eq!(r["in_scope_events"], 3);
+}
+
+#[test]
+fn verdicts_holding_verified_open_overdue() {
+    let ws = Workspace::new();
+    let base = |id: &str, fix: &str| {
+        format!("id = \"{id}\"\ntitle = \"t\"\nowner = \"o@example.com\"\nanalysis = \"https://x\"\n[fix]\n{fix}\n[scope]\nenv = \"staging\"\n[[signature]]\ncode = \"BOOM\"\n")
+    };
+    ws.rule("a", &base("HOLDING", "status = \"fixed\"\nfixed_at = \"2025-09-10T00:00:00Z\"\nverify = \"24h\""));
+    ws.rule("b", &base("VERIFIED", "status = \"fixed\"\nfixed_at = \"2025-09-08T00:00:00Z\"\nverify = \"24h\""));
+    ws.rule("c", &base("OPEN", "status = \"open\"\ndeadline = \"2999-01-01T00:00:00Z\""));
+    ws.rule("d", &base("OVERDUE", "status = \"open\"\ndeadline = \"2020-01-01T00:00:00Z\""));
+    ws.write(
+        "e.jsonl",
+        [
+            r#"{"timestamp":"2025-09-07T00:00:00Z","env":"staging","code":"BOOM"}"#,
+            r#"{"timestamp":"2025-09-10T12:00:00Z","env":"staging","code":"OK"}"#,
+        ]
+        .join("\n"),
+    );
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "e.jsonl"]).run().code(0);
+    let doc = out.json();
+    for (id, v) in [("HOLDING", "holding"), ("VERIFIED", "verified"), ("OPEN", "open"), ("OVERDUE", "overdue")] {
+        assert_eq!(rem(&doc, id)["verdict"], v, "{id}");
+    }
+}
+
+#[test]
+fn bad_lines_are_counted_reported_and_skipped() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let good = b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n";
+    let mut data = Vec::new();
+    data.extend_from_slice(good);
+    data.extend_from_slice(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"\n"); // 2: truncated
+    data.extend_from_slice(b"{\"error_code\":\"NO_TOKEN\",}\n"); // 3: malformed, a candidate
+    data.extend_from_slice(b"{\"error_code\":\"NO_TOKEN\xff\xfe\"}\n"); // 4: invalid UTF-8
+    data.extend_from_slice(b"{\"a\":\"\0\0\"}\n"); // 5: NUL
+    data.extend_from_slice(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x00, 0x01, 0xff, b'\n']); // 6: binary
+    data.extend_from_slice(good);
+    ws.write("bad.jsonl", &data);
+    ws.write("empty.log", b"");
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "."]).run().code(1);
+    let doc = out.json();
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1, "the two good lines are one event (same bytes)");
+    assert_eq!(doc["inputs"]["invalid"], 5, "{doc:#}");
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 0);
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "one summary per file: {warnings:?}");
+    assert_eq!(warnings[0]["path"], "./bad.jsonl");
+    assert_eq!(warnings[0]["line"], 2);
+    let msg = warnings[0]["message"].as_str().unwrap();
+    assert!(msg.contains("5 invalid records"), "{msg}");
+    assert!(msg.contains("malformed JSON") && msg.contains("invalid UTF-8") && msg.contains("NUL"), "{msg}");
+}
+
+#[test]
+fn a_huge_line_is_skipped_with_bounded_memory() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let path = ws.join("huge.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"pad\":\"").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b"\"}\n{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n").unwrap();
+    }
+    let doc = scan_json(&ws, &["huge.jsonl"]);
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
+    assert_eq!(doc["inputs"]["invalid"], 1);
+    let msg = doc["warnings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("over the line-length cap"), "{msg}");
+    assert_eq!(doc["warnings"][0]["line"], 1);
+}
+
+#[test]
+fn truncated_gzip_keeps_partial_results_and_exits_2() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let mut plain = Vec::new();
+    for i in 0..20_000 {
+        plain.extend(format!("{{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":{i}}}\n").bytes());
+    }
+    let full = gz(&plain);
+    ws.write("logs/cut.jsonl.gz", &full[..full.len() / 2]);
+    ws.write("logs/ok.jsonl", b"{\"timestamp\":\"2025-09-10T09:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "logs"]).run().code(2);
+    let doc = out.json();
+    let n = rem(&doc, "NO_TOKEN_TEST")["recurrences"].as_u64().unwrap();
+    assert!(n > 1 && n < 20_001, "partial results kept: {n}");
+    let errors = doc["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["path"], "logs/cut.jsonl.gz");
+    assert!(errors[0]["message"].as_str().unwrap().contains("truncated"), "{errors:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loop_and_missing_paths_are_errors_but_the_scan_completes() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    ws.write("logs/a.jsonl", b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    std::os::unix::fs::symlink(ws.join("logs"), ws.join("logs/loop")).unwrap();
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "logs", "nope.log"]).run().code(2);
+    let doc = out.json();
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
+    let msgs: Vec<String> = doc["errors"].as_array().unwrap().iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("symlink loop")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("nope.log") && m.contains("no such file")), "{msgs:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_file_is_an_error_entry_and_exit_2() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    ws.write("logs/a.jsonl", b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    let secret = ws.write("logs/secret.jsonl", b"{\"error_code\":\"NO_TOKEN\"}\n");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = ws.recur().args(["scan", "--no-state", "--format", "json", "logs"]);
+    if crate::harness::is_root() {
+        // Root reads anything: run as an unprivileged user so permissions apply.
+        crate::harness::open_up(ws.path());
+        cmd = cmd.as_nobody();
+    }
+    let out = cmd.run().code(2);
+    let doc = out.json();
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
+    let e = &doc["errors"][0];
+    assert_eq!(e["path"], "logs/secret.jsonl");
+    assert!(e["message"].as_str().unwrap().contains("permission denied"), "{e}");
+}
+
+#[test]
+fn results_do_not_depend_on_threads_chunks_or_order() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let mut data = String::new();
+    for i in 0..5000 {
+        let code = if i % 97 == 0 { "NO_TOKEN" } else { "OK" };
+        data.push_str(&format!("{{\"timestamp\":\"2025-09-10T08:{:02}:{:02}Z\",\"error_code\":\"{code}\",\"n\":{i}}}\n", (i / 60) % 60, i % 60));
+        if i == 2500 {
+            data.push_str("{broken\n");
+        }
+    }
+    ws.write("big.jsonl", &data);
+    let mut docs = Vec::new();
+    for (threads, chunk) in [("1", "1000000000"), ("4", "4096"), ("2", "777")] {
+        let out = ws
+            .recur()
+            .args(["scan", "--no-state", "--format", "json", "--no-notify", "--threads", threads, "--chunk-bytes", chunk, "big.jsonl"])
+            .run()
+            .code(1);
+        let mut doc = out.json();
+        doc["inputs"]["seconds"] = 0.into();
+        docs.push(doc);
+    }
+    assert_eq!(docs[0]["warnings"][0]["line"], 2502);
+    assert_eq!(docs[0], docs[1]);
+    assert_eq!(docs[0], docs[2]);
+    assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 52);
+}
+
+#[test]
+fn since_and_until_in_event_time() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    ws.write(
+        "e.jsonl",
+        (0..10)
+            .map(|h| format!("{{\"timestamp\":\"2025-09-10T{h:02}:00:00Z\",\"error_code\":\"NO_TOKEN\"}}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let run = |extra: &[&str]| {
+        let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify"]).args(extra).arg("e.jsonl").run();
+        rem(&out.json(), "NO_TOKEN_TEST")["recurrences"].as_u64().unwrap()
+    };
+    assert_eq!(run(&["--since", "2025-09-10T05:00:00Z"]), 5);
+    assert_eq!(run(&["--until", "2025-09-10T05:00:00Z"]), 5);
+    assert_eq!(run(&["--since", "3h"]), 4, "a duration back from the newest event (09:00)");
+    assert_eq!(run(&["--since", "2025-09-10T02:00:00+02:00", "--until", "2025-09-10T03:00:00Z"]), 3);
+}
+
+#[test]
+fn human_output_names_verdicts_owner_and_analysis() {
+    let ws = Workspace::new();
+    ws.shipped_rules();
+    let out = ws.recur().args(["scan", "--no-state", "--no-notify", "--color", "never"]).arg(repo().join("examples/logs")).run().code(1);
+    for needle in ["REMEDIATION", "VERDICT", "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001", "recurring", "auth-oncall@example.com", "https://docs.example.com/incidents/WEBSOCKET_AUTH_NO_TOKEN_FIVE_WHYS_ANALYSIS_20250908.md", "verified", "overdue"] {
+        assert!(out.stdout.contains(needle), "missing {needle}:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn json_document_snapshot() {
+    let ws = Workspace::new();
+    ws.rule(
+        "r",
+        r#"
+id = "SNAP_001"
+title = "Snapshot rule"
+severity = "warning"
+owner = "o@example.com"
+analysis = "https://example.com/analysis"
+action = "ROLL_BACK"
+[fix]
+status = "fixed"
+fixed_at = "2025-09-10T00:00:00Z"
+verify = "2h"
+[scope]
+env = "staging"
+[[signature]]
+code = "BOOM"
+"#,
+    );
+    ws.write(
+        "e.jsonl",
+        [
+            r#"{"timestamp":"2025-09-09T23:00:00Z","env":"staging","code":"BOOM","token":"secret-1"}"#,
+            r#"{"timestamp":"2025-09-10T01:00:00Z","env":"staging","code":"BOOM"}"#,
+            r#"{"timestamp":"2025-09-10T01:10:00Z","env":"staging","code":"BOOM"}"#,
+            r#"{"timestamp":"2025-09-10T03:00:00Z","env":"staging","code":"OK"}"#,
+            r#"not json at all"#,
+        ]
+        .join("\n"),
+    );
+    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "e.jsonl"]).run().code(1);
+    insta::assert_json_snapshot!(out.json(), { ".inputs.seconds" => "[seconds]" });
 }

@@ -10,5 +10,6 @@ pub mod config;
 pub mod decode;
 pub mod diag;
 pub mod duration;
+pub mod mode;
 pub mod rule;
 pub mod time;

@@ -5,7 +5,7 @@
 //! directory or the named config file cannot be read.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, validate_rule_channels};
 use crate::diag::{Diagnostic, SourceText, render};
@@ -19,9 +19,26 @@ pub(crate) struct ConfigFile {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Reads the config file if one is named. `Err` carries the message for a file that is named
-/// but cannot be read at all: that is an error of the invocation (exit 2), not of the config.
-pub(crate) fn read_config(path: Option<&Path>) -> Result<ConfigFile, String> {
+/// Inputs that `check` and `test` cannot use at all (exit 2), as opposed to invalid ones.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InputError {
+    #[error("cannot read rules directory {}: {source}", .dir.display())]
+    RulesDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {} not found", .0.display())]
+    ConfigMissing(PathBuf),
+    #[error("cannot read config file {}: {source}", .path.display())]
+    ConfigUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads the config file if one is named. A file that is named but cannot be read is an
+/// error of the invocation (exit 2), not a problem of the config.
+pub(crate) fn read_config(path: Option<&Path>) -> Result<ConfigFile, InputError> {
     let Some(path) = path else {
         return Ok(ConfigFile {
             config: Config::default(),
@@ -29,9 +46,12 @@ pub(crate) fn read_config(path: Option<&Path>) -> Result<ConfigFile, String> {
             diagnostics: Vec::new(),
         });
     };
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("config file {} not found", path.display()),
-        _ => format!("cannot read config file {}: {e}", path.display()),
+    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => InputError::ConfigMissing(path.to_path_buf()),
+        _ => InputError::ConfigUnreadable {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     let (config, diagnostics) = match Config::parse(path, &text) {
         Ok(c) => (c, Vec::new()),
@@ -44,9 +64,12 @@ pub(crate) fn read_config(path: Option<&Path>) -> Result<ConfigFile, String> {
     })
 }
 
-/// Loads the rules directory; `Err` carries the message for a directory that cannot be read.
-pub(crate) fn read_rules(dir: &Path) -> Result<LoadedRules, String> {
-    load_rules_dir(dir).map_err(|e| format!("cannot read rules directory {}: {e}", dir.display()))
+/// Loads the rules directory.
+pub(crate) fn read_rules(dir: &Path) -> Result<LoadedRules, InputError> {
+    load_rules_dir(dir).map_err(|source| InputError::RulesDir {
+        dir: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// `n thing` / `n things`.

@@ -206,7 +206,7 @@ mod tests {
         let d = Diagnostic::new("rules/bad.toml", Some(9..13), "unknown key `ownr`")
             .with_label("unknown key")
             .with_hint("did you mean `owner`?");
-        let s = render(&[d.clone()], &[src.clone()], false);
+        let s = render(std::slice::from_ref(&d), std::slice::from_ref(&src), false);
         assert!(s.contains("error: unknown key `ownr`"), "{s}");
         assert!(s.contains("rules/bad.toml:2:1"), "{s}");
         assert!(s.contains("^^^^ unknown key"), "{s}");
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn renders_without_span_or_source() {
         let d = Diagnostic::new("recur.toml", None, "cannot read file").with_hint("check it");
-        let s = render(&[d.clone()], &[], false);
+        let s = render(std::slice::from_ref(&d), &[], false);
         assert!(
             s.starts_with("error: cannot read file\n --> recur.toml\n"),
             "{s}"

@@ -6,19 +6,19 @@
 //! ```
 //! and the three modes in [`mode`]: `scan` (cron batch), `watch` (sidecar), `grep` (ad hoc).
 
+pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod diag;
 pub mod duration;
-pub mod rule;
-pub mod time;
-pub mod source;
 pub mod matcher;
-pub mod track;
-pub mod store;
-pub mod search;
+pub mod mode;
 pub mod redact;
 pub mod report;
+pub mod rule;
+pub mod search;
 pub mod sink;
-pub mod mode;
-pub mod cli;
+pub mod source;
+pub mod store;
+pub mod time;
+pub mod track;

@@ -19,6 +19,9 @@ use crate::duration::parse_duration;
 pub struct Reader<'p> {
     path: &'p Path,
     diags: Vec<Diagnostic>,
+    /// Keys proposed by "did you mean" hints: `ownr = …` already tells the user about
+    /// `owner`, so a second "missing `owner`" error would only be noise.
+    suggested: Vec<String>,
 }
 
 /// The span at the very start of a file: where "missing key" errors of the root table point,
@@ -30,6 +33,7 @@ impl<'p> Reader<'p> {
         Reader {
             path,
             diags: Vec::new(),
+            suggested: Vec::new(),
         }
     }
 
@@ -86,7 +90,10 @@ impl<'p> Reader<'p> {
                 "key"
             };
             let hint = match suggest(name, known.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
+                Some(s) => {
+                    self.suggested.push(s.to_string());
+                    format!("did you mean `{s}`?")
+                }
                 None => format!("{context} accepts {}", list(known)),
             };
             let d = self
@@ -98,6 +105,8 @@ impl<'p> Reader<'p> {
     }
 
     /// The value of a required key, or a "missing" error at `span` (the table's header).
+    /// Call [`Reader::check_keys`] on the table first, so that a misspelling of the key is
+    /// reported once, as a misspelling.
     pub fn required<'t>(
         &mut self,
         table: &'t dyn TableLike,
@@ -106,7 +115,7 @@ impl<'p> Reader<'p> {
         hint: impl Into<String>,
     ) -> Option<&'t Item> {
         let item = table.get(key);
-        if item.is_none() {
+        if item.is_none() && !self.suggested.iter().any(|s| s == key) {
             self.missing(key, span, hint);
         }
         item
@@ -342,7 +351,10 @@ impl<'p> Reader<'p> {
                     let d = self
                         .at(
                             v.span(),
-                            format!("`{key}` must contain only strings, found {}", v.type_name()),
+                            format!(
+                                "`{key}` must contain only strings, found {}",
+                                describe_value(v)
+                            ),
                         )
                         .with_label("expected a string");
                     self.push(d);
@@ -368,15 +380,20 @@ pub fn describe(item: &Item) -> &'static str {
         Item::None => "nothing",
         Item::Table(_) => "a table",
         Item::ArrayOfTables(_) => "an array of tables",
-        Item::Value(v) => match v {
-            Value::String(_) => "a string",
-            Value::Integer(_) => "an integer",
-            Value::Float(_) => "a float",
-            Value::Boolean(_) => "a boolean",
-            Value::Datetime(_) => "a date-time",
-            Value::Array(_) => "an array",
-            Value::InlineTable(_) => "an inline table",
-        },
+        Item::Value(v) => describe_value(v),
+    }
+}
+
+/// "a string", "an integer", … for a value.
+pub fn describe_value(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::InlineTable(_) => "an inline table",
     }
 }
 
@@ -411,6 +428,19 @@ pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) ->
         })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// The last line of a `regex` error ("unclosed group"), without the pattern echo and caret
+/// that the full message spreads over several lines; the caret in our rendering replaces it.
+pub fn regex_reason(e: &regex::Error) -> String {
+    let full = e.to_string();
+    let last = full
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid regex");
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 #[cfg(test)]

@@ -211,11 +211,7 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     if args.input != Format::Auto {
         decode_cfg.format = args.input;
     }
-    let max_line = args.max_line_bytes.unwrap_or(if config.input.max_line_bytes > 0 {
-        config.input.max_line_bytes
-    } else {
-        1024 * 1024
-    });
+    let max_line = args.max_line_bytes.unwrap_or(config.input.max_line_bytes);
     let search_cfg = SearchConfig { decode: decode_cfg, since: None, until: None };
     let matcher = Matcher::new(rules.clone());
 
@@ -349,11 +345,7 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     // Track: episodes and intents from everything the store holds.
     let notify_since = args.notify_since.map(|b| b.resolve(now));
     let opts = IntentOptions {
-        max_notifications: args.max_notifications.unwrap_or(if config.notify.max_notifications > 0 {
-            config.notify.max_notifications
-        } else {
-            20
-        }),
+        max_notifications: args.max_notifications.unwrap_or(config.notify.max_notifications as usize),
         notify_since,
     };
     let (reports, created) = common::refresh(store.as_mut(), &rules, &config, &opts, now)?;

@@ -26,7 +26,9 @@ use super::{
     Signature, Test,
 };
 pub use crate::diag::SourceText;
-use crate::diag::reader::{FILE_START, Reader, describe, key_span, list, suggest};
+use crate::diag::reader::{
+    FILE_START, Reader, describe, describe_value, key_span, list, regex_reason, suggest,
+};
 use crate::diag::{Diagnostic, line_col, render};
 
 /// Keys of the top-level table.
@@ -99,7 +101,11 @@ impl LoadedRules {
     }
 }
 
-/// Loads every `*.toml` in `dir` (sorted by name). Never stops at the first bad file.
+/// The config file's name; never a rule, even when kept next to the rules.
+const CONFIG_FILE_NAME: &str = "recur.toml";
+
+/// Loads every `*.toml` in `dir` (sorted by name) except `recur.toml`. Never stops at the
+/// first bad file.
 ///
 /// Only a directory that cannot be listed is an `Err`; a file that cannot be read or is not
 /// UTF-8 is a diagnostic like any other problem. Two files with the same `id` are an error on
@@ -110,7 +116,8 @@ pub fn load_rules_dir(dir: &Path) -> std::io::Result<LoadedRules> {
         let path = entry?.path();
         // `metadata` follows symlinks, so a linked rule file counts.
         let is_file = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
-        if is_file && path.extension().is_some_and(|e| e == "toml") {
+        let is_config = path.file_name().is_some_and(|n| n == CONFIG_FILE_NAME);
+        if is_file && !is_config && path.extension().is_some_and(|e| e == "toml") {
             paths.push(path);
         }
     }
@@ -285,11 +292,13 @@ fn parse_id(r: &mut Reader<'_>, item: &Item) -> Option<(String, Option<Range<usi
     let s = r.non_empty_str("id", item)?;
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     if let Some(bad) = s.chars().find(|c| !ok(*c)) {
+        let what = if bad.is_whitespace() {
+            "spaces are".to_string()
+        } else {
+            format!("`{bad}` is")
+        };
         let d = r
-            .at(
-                item.span(),
-                format!("invalid id `{s}`: `{bad}` is not allowed"),
-            )
+            .at(item.span(), format!("invalid id `{s}`: {what} not allowed"))
             .with_label("invalid id")
             .with_hint("ids use only letters, digits, `_`, `.` and `-`");
         r.push(d);
@@ -421,13 +430,16 @@ fn parse_alert(r: &mut Reader<'_>, root: &dyn TableLike) -> Option<Alert> {
     })
 }
 
+/// A table with the span of its header (`[[signature]]`) or of its braces.
+type SpannedTable<'t> = (&'t dyn TableLike, Option<Range<usize>>);
+
 /// The tables of an array-of-tables key (`[[signature]]`, or `signature = [{…}, …]`), each with
 /// the span of its header.
 fn tables_of<'t>(
     r: &mut Reader<'_>,
     root: &'t dyn TableLike,
     key: &str,
-) -> Option<Vec<(&'t dyn TableLike, Option<Range<usize>>)>> {
+) -> Option<Vec<SpannedTable<'t>>> {
     let item = root.get(key)?;
     match item {
         Item::ArrayOfTables(a) => Some(a.iter().map(|t| (t as &dyn TableLike, t.span())).collect()),
@@ -440,7 +452,7 @@ fn tables_of<'t>(
                         let d = r
                             .at(
                                 v.span(),
-                                format!("`{key}` must contain tables, found {}", v.type_name()),
+                                format!("`{key}` must contain tables, found {}", describe_value(v)),
                             )
                             .with_label("expected a table");
                         r.push(d);
@@ -732,7 +744,7 @@ fn scalar(r: &mut Reader<'_>, path: &FieldPath, v: &Value) -> Option<Scalar> {
             ),
         ),
         Value::Array(_) | Value::InlineTable(_) => (
-            format!("`{path}` lists {} inside an array", v.type_name()),
+            format!("`{path}` lists {} inside an array", describe_value(v)),
             "expected a plain value",
             "the values of an array must be strings, numbers or booleans".to_string(),
         ),
@@ -809,19 +821,6 @@ fn operator_test(r: &mut Reader<'_>, path: &FieldPath, op: &'static str, v: &Ite
             None
         }
     }
-}
-
-/// The last line of a `regex` error ("unclosed group"), without the pattern echo and caret
-/// that the full message spreads over several lines; the caret in our rendering replaces it.
-fn regex_reason(e: &regex::Error) -> String {
-    let full = e.to_string();
-    let last = full
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid regex");
-    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 #[cfg(test)]

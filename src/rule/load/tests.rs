@@ -501,6 +501,14 @@ fn bad_timestamps() {
 }
 
 #[test]
+fn misspelt_required_key_is_reported_once() {
+    let text =
+        format!("id = \"R\"\ntitle = \"t\"\nownr = \"o\"\nanalysis = \"a\"\n{FIX_OPEN}{SIG}");
+    let (d, _) = one_err(&text);
+    assert_eq!(d.message, "unknown key `ownr`");
+}
+
+#[test]
 fn missing_required_keys() {
     let text = format!("title = \"t\"\n{FIX_OPEN}{SIG}");
     let d = errs(&text);
@@ -576,7 +584,11 @@ fn enum_values_get_suggestions() {
 fn invalid_id() {
     let text = HEAD.replace("\"R1\"", "\"R 1\"") + FIX_OPEN + SIG;
     let (d, lc) = one_err(&text);
-    assert_eq!(d.message, "invalid id `R 1`: ` ` is not allowed");
+    assert_eq!(d.message, "invalid id `R 1`: spaces are not allowed");
+
+    let text = HEAD.replace("\"R1\"", "\"R/1\"") + FIX_OPEN + SIG;
+    let (d, _) = one_err(&text);
+    assert_eq!(d.message, "invalid id `R/1`: `/` is not allowed");
     assert_eq!(lc, (1, 6));
 }
 
@@ -680,7 +692,7 @@ fn condition_value_errors() {
     assert_eq!(lc, (1, 6));
 
     let (d, lc) = sig_err("level = [\"a\", [1]]\n");
-    assert_eq!(d.message, "`level` lists array inside an array");
+    assert_eq!(d.message, "`level` lists an array inside an array");
     assert_eq!(lc, (1, 15));
 
     let (d, _) = sig_err("level = []\n");
@@ -728,6 +740,7 @@ fn loads_a_directory_in_name_order() {
     write(dir.path(), "a.toml", &rule("A"));
     write(dir.path(), "c.toml", &format!("{HEAD}ownr = 1\n"));
     write(dir.path(), "notes.md", "not a rule");
+    write(dir.path(), "recur.toml", "[input]\nformat = \"json\"\n");
     std::fs::create_dir(dir.path().join("sub.toml")).unwrap();
 
     let loaded = load_rules_dir(dir.path()).unwrap();

@@ -16,7 +16,13 @@ use crate::mode;
 #[command(name = "recur", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// When to colour output: auto (a terminal without NO_COLOR), always, never.
-    #[arg(long, global = true, value_enum, default_value = "auto", env = "RECUR_COLOR")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "RECUR_COLOR"
+    )]
     pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
@@ -35,7 +41,9 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            ColorChoice::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
         }
     }
 }
@@ -75,11 +83,17 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Scan(a) => mode::scan::run(a, color_out, &mut out, &mut err),
         Command::Status(a) => mode::status::run(a, color_out, &mut out, &mut err),
         Command::Check(a) => {
-            let config = a.config.clone().or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
+            let config = a
+                .config
+                .clone()
+                .or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
             mode::check::run(&a.rules, config.as_deref(), color_err, &mut out, &mut err)
         }
         Command::Test(a) => {
-            let config = a.config.clone().or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
+            let config = a
+                .config
+                .clone()
+                .or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
             mode::test::run(&a.rules, config.as_deref(), color_out, &mut out, &mut err)
         }
     }

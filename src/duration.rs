@@ -77,7 +77,11 @@ pub fn format_duration(d: SignedDuration) -> String {
     let mut secs = d.as_secs().unsigned_abs();
     if secs == 0 {
         let ms = d.as_millis().unsigned_abs();
-        return if ms == 0 { "0s".into() } else { format!("{}{ms}ms", if neg { "-" } else { "" }) };
+        return if ms == 0 {
+            "0s".into()
+        } else {
+            format!("{}{ms}ms", if neg { "-" } else { "" })
+        };
     }
     let mut parts = Vec::new();
     for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
@@ -97,22 +101,55 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!(parse_duration("24h").unwrap(), SignedDuration::from_hours(24));
-        assert_eq!(parse_duration("90m").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_duration("7d").unwrap(), SignedDuration::from_hours(168));
-        assert_eq!(parse_duration("1h30m").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_duration("1h 30m").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_duration("250ms").unwrap(), SignedDuration::from_millis(250));
-        assert_eq!(parse_duration("2w").unwrap(), SignedDuration::from_hours(336));
+        assert_eq!(
+            parse_duration("24h").unwrap(),
+            SignedDuration::from_hours(24)
+        );
+        assert_eq!(
+            parse_duration("90m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            SignedDuration::from_hours(168)
+        );
+        assert_eq!(
+            parse_duration("1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            SignedDuration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            SignedDuration::from_hours(336)
+        );
     }
 
     #[test]
     fn rejects_bad() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        assert!(matches!(parse_duration("24"), Err(DurationError::NoUnit(_))));
-        assert!(matches!(parse_duration("24x"), Err(DurationError::UnknownUnit { .. })));
-        assert!(matches!(parse_duration("h"), Err(DurationError::Invalid(_))));
-        assert!(matches!(parse_duration("-5m"), Err(DurationError::Invalid(_))));
+        assert!(matches!(
+            parse_duration("24"),
+            Err(DurationError::NoUnit(_))
+        ));
+        assert!(matches!(
+            parse_duration("24x"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_duration("h"),
+            Err(DurationError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_duration("-5m"),
+            Err(DurationError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -8,7 +8,10 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`recur grep … | head`) is not an error.
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 0
             } else {
                 eprintln!("error: {e:#}");

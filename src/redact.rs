@@ -15,7 +15,17 @@ use serde_json::Value;
 pub const MASK: &str = "[REDACTED]";
 
 const SENSITIVE_NAME_PARTS: &[&str] = &[
-    "token", "secret", "password", "passwd", "pwd", "key", "authorization", "cookie", "credential", "session", "auth_header",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "key",
+    "authorization",
+    "cookie",
+    "credential",
+    "session",
+    "auth_header",
 ];
 
 /// A compiled redaction policy.
@@ -36,23 +46,39 @@ impl Redactor {
     pub fn new(extra_fields: &[String], extra_patterns: &[String]) -> Result<Self, regex::Error> {
         let mut patterns = vec![
             // JWT: three base64url segments, the first two JSON objects (`eyJ` = `{"`).
-            (Regex::new(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")?, MASK.to_string()),
+            (
+                Regex::new(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")?,
+                MASK.to_string(),
+            ),
             // Header lines and header-like pairs, in text or escaped inside JSON strings.
             (
-                Regex::new(r#"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|api-key)(\\?"?\s*[:=]\s*\\?"?)[^"\\\r\n,;}]*(?:;[^"\\\r\n,}]*)*"#)?,
+                Regex::new(
+                    r#"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|api-key)(\\?"?\s*[:=]\s*\\?"?)[^"\\\r\n,;}]*(?:;[^"\\\r\n,}]*)*"#,
+                )?,
                 format!("$1$2{MASK}"),
             ),
-            (Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")?, format!("$1 {MASK}")),
+            (
+                Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")?,
+                format!("$1 {MASK}"),
+            ),
             // key=value pairs in logfmt or text.
             (
-                Regex::new(r#"(?i)\b([A-Za-z0-9_.-]*(?:token|secret|password|passwd|api_?key|session_?id)[A-Za-z0-9_.-]*)=("[^"]*"|[^\s,;&]+)"#)?,
+                Regex::new(
+                    r#"(?i)\b([A-Za-z0-9_.-]*(?:token|secret|password|passwd|api_?key|session_?id)[A-Za-z0-9_.-]*)=("[^"]*"|[^\s,;&]+)"#,
+                )?,
                 format!("$1={MASK}"),
             ),
         ];
         for p in extra_patterns {
             patterns.push((Regex::new(p)?, MASK.to_string()));
         }
-        Ok(Redactor { patterns, extra_fields: extra_fields.iter().map(|f| f.to_ascii_lowercase()).collect() })
+        Ok(Redactor {
+            patterns,
+            extra_fields: extra_fields
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .collect(),
+        })
     }
 
     /// Whether a field of this name holds a secret.
@@ -62,7 +88,7 @@ impl Redactor {
         if lower.ends_with("_present") || lower.starts_with("has_") || lower.ends_with("_count") {
             return false;
         }
-        SENSITIVE_NAME_PARTS.iter().any(|p| lower.contains(p)) || self.extra_fields.iter().any(|f| *f == lower)
+        SENSITIVE_NAME_PARTS.iter().any(|p| lower.contains(p)) || self.extra_fields.contains(&lower)
     }
 
     /// Masks secrets in free text.
@@ -81,7 +107,9 @@ impl Redactor {
         match v {
             Value::Object(map) => {
                 for (k, child) in map.iter_mut() {
-                    if self.sensitive_name(k) && !matches!(child, Value::Null | Value::Bool(_) | Value::Object(_)) {
+                    if self.sensitive_name(k)
+                        && !matches!(child, Value::Null | Value::Bool(_) | Value::Object(_))
+                    {
                         *child = Value::String(MASK.to_string());
                     } else {
                         self.value(child);
@@ -114,7 +142,15 @@ impl Redactor {
 
 /// Replaces control characters (terminal escapes, NULs) with U+FFFD.
 pub fn strip_controls(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() && c != '\t' { '\u{FFFD}' } else { c }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Cuts `s` to at most `cap` bytes on a character boundary, marking the cut.
@@ -139,7 +175,9 @@ mod tests {
     #[test]
     fn masks_jwts_bearer_and_headers_in_text() {
         let r = Redactor::default();
-        let t = r.text(&format!("Authorization: Bearer {JWT} then token={JWT} cookie: a=b; c=d"));
+        let t = r.text(&format!(
+            "Authorization: Bearer {JWT} then token={JWT} cookie: a=b; c=d"
+        ));
         assert!(!t.contains("eyJ"), "{t}");
         assert!(!t.contains("a=b"), "{t}");
         assert!(t.contains("Authorization: [REDACTED]"), "{t}");
@@ -155,7 +193,10 @@ mod tests {
             "auth_headers": {"authorization_present": false}, "msg": format!("got {JWT}")});
         r.value(&mut v);
         let s = v.to_string();
-        assert!(!s.contains("eyJ") && !s.contains("k-123") && !s.contains("123-45"), "{s}");
+        assert!(
+            !s.contains("eyJ") && !s.contains("k-123") && !s.contains("123-45"),
+            "{s}"
+        );
         assert_eq!(v["headers"]["accept"], "x");
         assert_eq!(v["auth_headers"]["authorization_present"], false);
         assert_eq!(v["ssn"], MASK);

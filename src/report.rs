@@ -50,7 +50,11 @@ pub struct RemediationReport {
 }
 
 /// Builds the report of one remediation from the store.
-pub fn summarize(rule: &Remediation, store: &dyn Store, now: Timestamp) -> Result<RemediationReport, StoreError> {
+pub fn summarize(
+    rule: &Remediation,
+    store: &dyn Store,
+    now: Timestamp,
+) -> Result<RemediationReport, StoreError> {
     let occ = store.occurrences(&rule.id)?;
     let mut before_fix = 0;
     let mut untimed = 0;
@@ -72,7 +76,9 @@ pub fn summarize(rule: &Remediation, store: &dyn Store, now: Timestamp) -> Resul
     let v = verdict(rule, rec_times.len() as u64, cov.last, now);
     let quiet = match (rule.fix.status, rule.fix.fixed_at, v) {
         (FixStatus::Fixed, Some(f), Verdict::Holding | Verdict::Verified) => {
-            let q = cov.last.map_or(SignedDuration::ZERO, |l| l.duration_since(f).max(SignedDuration::ZERO));
+            let q = cov.last.map_or(SignedDuration::ZERO, |l| {
+                l.duration_since(f).max(SignedDuration::ZERO)
+            });
             Some(q)
         }
         _ => None,
@@ -89,11 +95,17 @@ pub fn summarize(rule: &Remediation, store: &dyn Store, now: Timestamp) -> Resul
             group_thousands(rec_times.len() as u64),
             eps.len(),
             if eps.len() == 1 { "" } else { "s" },
-            rec_times.last().map(|t| format_time(*t)).unwrap_or_default()
+            rec_times
+                .last()
+                .map(|t| format_time(*t))
+                .unwrap_or_default()
         ),
         Verdict::Overdue => format!(
             "fix overdue by {}",
-            rule.fix.deadline.map(|d| format_duration(now.duration_since(d))).unwrap_or_default()
+            rule.fix
+                .deadline
+                .map(|d| format_duration(now.duration_since(d)))
+                .unwrap_or_default()
         ),
         Verdict::Open => match rule.fix.deadline {
             Some(d) => format!("fix due in {}", format_duration(d.duration_since(now))),
@@ -224,7 +236,16 @@ mod tests {
 
     #[test]
     fn table_aligns_ignoring_colour() {
-        let t = table(&["A", "B"], &[vec![paint_verdict(Verdict::Open, true), "x".into()], vec!["long".into(), "y".into()]]);
-        assert_eq!(crate::report::visible_width(t.lines().nth(1).unwrap()), "open  x".len());
+        let t = table(
+            &["A", "B"],
+            &[
+                vec![paint_verdict(Verdict::Open, true), "x".into()],
+                vec!["long".into(), "y".into()],
+            ],
+        );
+        assert_eq!(
+            crate::report::visible_width(t.lines().nth(1).unwrap()),
+            "open  x".len()
+        );
     }
 }

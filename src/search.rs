@@ -57,7 +57,10 @@ pub struct InvalidTally {
 
 impl InvalidTally {
     pub fn add(&mut self, kind: InvalidKind, line: u64, message: impl FnOnce() -> String) {
-        let e = self.kinds.entry(kind).or_insert_with(|| (0, line, message()));
+        let e = self
+            .kinds
+            .entry(kind)
+            .or_insert_with(|| (0, line, message()));
         e.0 += 1;
         if line < e.1 {
             e.1 = line;
@@ -72,7 +75,10 @@ impl InvalidTally {
     pub fn merge(&mut self, other: &InvalidTally, line_base: u64) {
         for (k, (n, line, msg)) in &other.kinds {
             let line = line + line_base;
-            let e = self.kinds.entry(*k).or_insert_with(|| (0, line, msg.clone()));
+            let e = self
+                .kinds
+                .entry(*k)
+                .or_insert_with(|| (0, line, msg.clone()));
             if line < e.1 || e.0 == 0 {
                 e.1 = line;
                 e.2 = msg.clone();
@@ -92,12 +98,19 @@ impl InvalidTally {
             .kinds
             .iter()
             .map(|(k, (n, line, msg))| {
-                let at = if *n == 1 { format!("at line {line}") } else { format!("first at line {line}") };
+                let at = if *n == 1 {
+                    format!("at line {line}")
+                } else {
+                    format!("first at line {line}")
+                };
                 format!("{n} {} {at}: {msg}", k.describe())
             })
             .collect();
         let noun = if total == 1 { "record" } else { "records" };
-        Some((first_line, format!("{total} invalid {noun} skipped ({})", parts.join("; "))))
+        Some((
+            first_line,
+            format!("{total} invalid {noun} skipped ({})", parts.join("; ")),
+        ))
     }
 }
 
@@ -149,11 +162,17 @@ fn quick_check(bytes: &[u8]) -> Result<(), (InvalidKind, String)> {
         return Err((InvalidKind::Nul, format!("NUL byte at column {}", i + 1)));
     }
     if let Err(e) = simdutf8::compat::from_utf8(bytes) {
-        return Err((InvalidKind::Utf8, format!("invalid UTF-8 at column {}", e.valid_up_to() + 1)));
+        return Err((
+            InvalidKind::Utf8,
+            format!("invalid UTF-8 at column {}", e.valid_up_to() + 1),
+        ));
     }
     let trimmed = bytes.trim_ascii();
     if trimmed.first() == Some(&b'{') && trimmed.last() != Some(&b'}') {
-        return Err((InvalidKind::Json, "JSON object not closed (truncated line?)".into()));
+        return Err((
+            InvalidKind::Json,
+            "JSON object not closed (truncated line?)".into(),
+        ));
     }
     Ok(())
 }
@@ -204,7 +223,9 @@ pub fn search<R: Read, S: Sink>(
                     invalid.add(kind, rec.line, || msg);
                 } else if matcher.candidates(rec.bytes, &mut scratch) {
                     stats.decoded += 1;
-                    handle(&rec, &meta, matcher, cfg, sink, stats, invalid, &scratch, &mut hits);
+                    handle(
+                        &rec, &meta, matcher, cfg, sink, stats, invalid, &scratch, &mut hits,
+                    );
                 }
                 if !sink.after_record(&rec) {
                     return Ok(());

@@ -80,7 +80,12 @@ impl Matcher {
                 }
             }
         }
-        Matcher { literals: LiteralSet::new(&reqs), rules, always_sig, always_cov }
+        Matcher {
+            literals: LiteralSet::new(&reqs),
+            rules,
+            always_sig,
+            always_cov,
+        }
     }
 
     pub fn rules(&self) -> &Arc<[Remediation]> {
@@ -101,11 +106,17 @@ impl Matcher {
             scratch.generation = 1;
         }
         let generation = scratch.generation;
-        let Scratch { sig, cov, stamp, .. } = scratch;
+        let Scratch {
+            sig, cov, stamp, ..
+        } = scratch;
         let mut add = |t: u32| {
             if stamp[t as usize] != generation {
                 stamp[t as usize] = generation;
-                if t % 2 == 0 { sig.push(t / 2) } else { cov.push(t / 2) }
+                if t % 2 == 0 {
+                    sig.push(t / 2)
+                } else {
+                    cov.push(t / 2)
+                }
             }
         };
         self.always_sig.iter().for_each(|&r| add(r * 2));
@@ -123,8 +134,13 @@ impl Matcher {
                 continue;
             }
             match rule.signatures.iter().position(|s| s.eval(event)) {
-                Some(signature) => out(Hit::Occurrence { rule: r as usize, signature }),
-                None if rule.fix.status == FixStatus::Fixed => out(Hit::InScope { rule: r as usize }),
+                Some(signature) => out(Hit::Occurrence {
+                    rule: r as usize,
+                    signature,
+                }),
+                None if rule.fix.status == FixStatus::Fixed => {
+                    out(Hit::InScope { rule: r as usize })
+                }
                 None => {}
             }
         }

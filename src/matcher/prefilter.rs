@@ -84,7 +84,11 @@ fn eq_lit(s: &Scalar) -> Option<Lit> {
 
 fn sub_lit(s: &str) -> Option<Lit> {
     let (bytes, _, _) = safe_run(s)?;
-    (bytes.len() >= MIN_LIT).then_some(Lit { bytes, left: false, right: false })
+    (bytes.len() >= MIN_LIT).then_some(Lit {
+        bytes,
+        left: false,
+        right: false,
+    })
 }
 
 /// What a condition requires of the raw bytes, if anything.
@@ -109,7 +113,10 @@ pub fn requirement(c: &Condition) -> Option<Requirement> {
 /// a required substring (no case folding, no `\u`-unsafe bytes).
 fn regex_literal(pattern: &str) -> Option<Vec<Lit>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
     let mut best: Option<Vec<Lit>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut ex = Extractor::new();
@@ -125,7 +132,10 @@ fn regex_literal(pattern: &str) -> Option<Vec<Lit>> {
             out.push(sub_lit(s)?);
         }
         let score = out.iter().map(|l| l.bytes.len()).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| score > b.iter().map(|l| l.bytes.len()).min().unwrap_or(0)) {
+        if best
+            .as_ref()
+            .is_none_or(|b| score > b.iter().map(|l| l.bytes.len()).min().unwrap_or(0))
+        {
             best = Some(out);
         }
     }
@@ -144,10 +154,7 @@ pub fn score(r: &Requirement) -> usize {
 
 /// Picks the most selective requirement among conditions.
 pub fn best_requirement<'a>(conds: impl IntoIterator<Item = &'a Condition>) -> Option<Requirement> {
-    conds
-        .into_iter()
-        .filter_map(requirement)
-        .max_by_key(score)
+    conds.into_iter().filter_map(requirement).max_by_key(score)
 }
 
 /// A compiled set of literals, each mapped to the targets (opaque ids) it makes candidates.
@@ -194,7 +201,12 @@ impl LiteralSet {
                     .expect("literal automaton"),
             )
         };
-        LiteralSet { ac, lits, targets, all_targets }
+        LiteralSet {
+            ac,
+            lits,
+            targets,
+            all_targets,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,7 +229,9 @@ impl LiteralSet {
             if lit.right && m.end() < hay.len() && is_word(hay[m.end()]) {
                 continue;
             }
-            self.targets[m.pattern().as_usize()].iter().for_each(|&t| hit(t));
+            self.targets[m.pattern().as_usize()]
+                .iter()
+                .for_each(|&t| hit(t));
         }
     }
 }
@@ -228,7 +242,10 @@ mod tests {
     use crate::rule::FieldPath;
 
     fn cond(test: Test) -> Condition {
-        Condition { path: FieldPath::parse_dotted("f"), test }
+        Condition {
+            path: FieldPath::parse_dotted("f"),
+            test,
+        }
     }
 
     fn lits(test: Test) -> Option<Vec<(String, bool, bool)>> {
@@ -242,14 +259,28 @@ mod tests {
 
     #[test]
     fn literal_extraction() {
-        assert_eq!(lits(Test::Eq(Scalar::Str("NO_TOKEN".into()))), Some(vec![("NO_TOKEN".into(), true, true)]));
+        assert_eq!(
+            lits(Test::Eq(Scalar::Str("NO_TOKEN".into()))),
+            Some(vec![("NO_TOKEN".into(), true, true)])
+        );
         assert_eq!(lits(Test::Eq(Scalar::Str("500".into()))), None);
         assert_eq!(lits(Test::Eq(Scalar::Num(500.0))), None);
-        assert_eq!(lits(Test::Eq(Scalar::Str("/api/ws".into()))), Some(vec![("api".into(), false, false)]));
-        assert_eq!(lits(Test::Eq(Scalar::Str("a\"quoted\"".into()))), Some(vec![("quoted".into(), false, false)]));
-        assert_eq!(lits(Test::Contains("JWT".into())), Some(vec![("JWT".into(), false, false)]));
         assert_eq!(
-            lits(Test::Regex(regex::Regex::new("No JWT.* in WebSocket").unwrap())),
+            lits(Test::Eq(Scalar::Str("/api/ws".into()))),
+            Some(vec![("api".into(), false, false)])
+        );
+        assert_eq!(
+            lits(Test::Eq(Scalar::Str("a\"quoted\"".into()))),
+            Some(vec![("quoted".into(), false, false)])
+        );
+        assert_eq!(
+            lits(Test::Contains("JWT".into())),
+            Some(vec![("JWT".into(), false, false)])
+        );
+        assert_eq!(
+            lits(Test::Regex(
+                regex::Regex::new("No JWT.* in WebSocket").unwrap()
+            )),
             Some(vec![(" in WebSocket".into(), false, false)])
         );
         assert_eq!(lits(Test::Exists(true)), None);
@@ -270,6 +301,9 @@ mod tests {
         assert!(hits("error_code=NO_TOKEN level=error"));
         assert!(!hits(r#"{"error_code":"NO_TOKEN_SCOPE"}"#));
         assert!(!hits(r#"{"error_code":"XNO_TOKEN"}"#));
-        assert!(hits(r#"{"error_code":"\u004eO_TOKEN"}"#), "\\u makes every rule a candidate");
+        assert!(
+            hits(r#"{"error_code":"\u004eO_TOKEN"}"#),
+            "\\u makes every rule a candidate"
+        );
     }
 }

@@ -21,7 +21,11 @@ pub const DEFAULT_STATE: &str = ".recur/state.db";
 
 /// Loads `recur.toml`: the given path (which must exist), else `./recur.toml` when present,
 /// else defaults. Diagnostics are rendered to `err`; `None` means the config is invalid.
-pub fn load_config(path: Option<&Path>, color: bool, err: &mut dyn Write) -> anyhow::Result<Option<Config>> {
+pub fn load_config(
+    path: Option<&Path>,
+    color: bool,
+    err: &mut dyn Write,
+) -> anyhow::Result<Option<Config>> {
     let path = match path {
         Some(p) => {
             if !p.exists() {
@@ -41,7 +45,10 @@ pub fn load_config(path: Option<&Path>, color: bool, err: &mut dyn Write) -> any
         Ok(c) => Ok(Some(c)),
         Err(diags) => {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let sources = vec![crate::rule::load::SourceText { path: path.clone(), text }];
+            let sources = vec![crate::rule::load::SourceText {
+                path: path.clone(),
+                text,
+            }];
             write!(err, "{}", diag::render(&diags, &sources, color))?;
             Ok(None)
         }
@@ -56,14 +63,22 @@ pub struct Rules {
 
 /// Loads every rule file in `dir`, rendering diagnostics of invalid ones to `err`.
 pub fn load_rules(dir: &Path, color: bool, err: &mut dyn Write) -> anyhow::Result<Rules> {
-    let loaded = load_rules_dir(dir).map_err(|e| anyhow::anyhow!("rules directory {}: {e}", dir.display()))?;
+    let loaded = load_rules_dir(dir)
+        .map_err(|e| anyhow::anyhow!("rules directory {}: {e}", dir.display()))?;
     if !loaded.diagnostics.is_empty() {
-        write!(err, "{}", diag::render(&loaded.diagnostics, &loaded.sources, color))?;
+        write!(
+            err,
+            "{}",
+            diag::render(&loaded.diagnostics, &loaded.sources, color)
+        )?;
     }
     let mut files: Vec<_> = loaded.diagnostics.iter().map(|d| d.path.clone()).collect();
     files.sort();
     files.dedup();
-    Ok(Rules { rules: loaded.remediations.into(), invalid_files: files.len() })
+    Ok(Rules {
+        rules: loaded.remediations.into(),
+        invalid_files: files.len(),
+    })
 }
 
 /// Where the state lives: `--state`/`RECUR_STATE`, else the config's `[state] path`, else
@@ -76,7 +91,11 @@ pub fn state_path(flag: Option<&Path>, config: &Config) -> PathBuf {
 
 /// Opens the store for writing (or in memory).
 pub fn open_store(no_state: bool, path: &Path) -> Result<Box<dyn Store>, StoreError> {
-    Ok(if no_state { Box::new(SqliteStore::in_memory()?) } else { Box::new(SqliteStore::open(path)?) })
+    Ok(if no_state {
+        Box::new(SqliteStore::in_memory()?)
+    } else {
+        Box::new(SqliteStore::open(path)?)
+    })
 }
 
 /// A `--since`/`--until` value: an instant, or a duration back from a reference time.
@@ -158,7 +177,15 @@ pub fn refresh(
         let first = folded.first().unwrap();
         let lines: Vec<String> = folded
             .iter()
-            .map(|d| format!("{} {} episode opened {} ({} errors)", d.remediation, d.kind.as_str(), d.episode_start, d.count))
+            .map(|d| {
+                format!(
+                    "{} {} episode opened {} ({} errors)",
+                    d.remediation,
+                    d.kind.as_str(),
+                    d.episode_start,
+                    d.count
+                )
+            })
             .collect();
         let mut channels: Vec<String> = Vec::new();
         for d in &folded {

@@ -158,7 +158,11 @@ impl Sink for ScanSink<'_> {
             };
             if let (Some(t), true) = (event.time, self.rules[rule].fix.fixed_at.is_some()) {
                 let bucket = t.as_second().div_euclid(3600) * 3600;
-                let e = self.out.coverage.entry((rule as u32, bucket)).or_insert((0, t));
+                let e = self
+                    .out
+                    .coverage
+                    .entry((rule as u32, bucket))
+                    .or_insert((0, t));
                 e.0 += 1;
                 e.1 = e.1.max(t);
             }
@@ -182,7 +186,12 @@ impl Sink for ScanSink<'_> {
 }
 
 /// Runs `recur scan`. Returns the exit code.
-pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run(
+    args: &ScanArgs,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let started = Instant::now();
     let Some(config) = common::load_config(args.config.as_deref(), color, err)? else {
         return Ok(2);
@@ -212,7 +221,11 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
         decode_cfg.format = args.input;
     }
     let max_line = args.max_line_bytes.unwrap_or(config.input.max_line_bytes);
-    let search_cfg = SearchConfig { decode: decode_cfg, since: None, until: None };
+    let search_cfg = SearchConfig {
+        decode: decode_cfg,
+        since: None,
+        until: None,
+    };
     let matcher = Matcher::new(rules.clone());
 
     // Inputs, minus those already scanned with the same rules and parameters.
@@ -237,11 +250,26 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     let (units, plan_errors) = plan_units(&todo, args.chunk_bytes);
     errors.extend(plan_errors);
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.unwrap_or(0)).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()?;
     let results: Vec<(WorkUnit, UnitResult)> = pool.install(|| {
         units
             .par_iter()
-            .map(|u| (u.clone(), run_unit(u, &todo[u.input], max_line, &matcher, &search_cfg, &rules, &redactor)))
+            .map(|u| {
+                (
+                    u.clone(),
+                    run_unit(
+                        u,
+                        &todo[u.input],
+                        max_line,
+                        &matcher,
+                        &search_cfg,
+                        &rules,
+                        &redactor,
+                    ),
+                )
+            })
             .collect()
     });
 
@@ -250,7 +278,10 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     for (u, r) in results {
         per_input.entry(u.input).or_default().push((u, r));
     }
-    let mut summary = InputSummary { skipped, ..Default::default() };
+    let mut summary = InputSummary {
+        skipped,
+        ..Default::default()
+    };
     let mut warnings = Vec::new();
     let mut merged: Vec<(usize, UnitResult)> = Vec::new();
     for (idx, mut parts) in per_input {
@@ -277,10 +308,18 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
         }
         let name = todo[idx].display_name();
         if let Some((line, msg)) = acc.invalid.summary() {
-            warnings.push(SourceError { path: name.clone(), line: Some(line), message: msg });
+            warnings.push(SourceError {
+                path: name.clone(),
+                line: Some(line),
+                message: msg,
+            });
         }
         if let Some(e) = acc.error.take() {
-            errors.push(SourceError { path: name.clone(), line: acc.error_line, message: e });
+            errors.push(SourceError {
+                path: name.clone(),
+                line: acc.error_line,
+                message: e,
+            });
         }
         summary.files += 1;
         summary.lines += acc.stats.records;
@@ -307,13 +346,21 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     let mut new_recurrences = 0u64;
     for (idx, acc) in merged {
         let input_key = keys[idx].clone();
-        let cov_input = input_key.as_ref().map_or_else(|| "<stdin>".to_string(), |k| k.0.clone());
+        let cov_input = input_key
+            .as_ref()
+            .map_or_else(|| "<stdin>".to_string(), |k| k.0.clone());
         let mut batch = Batch {
-            occurrences: acc.occurrences.into_iter().filter(|o| in_range(o.time)).collect(),
+            occurrences: acc
+                .occurrences
+                .into_iter()
+                .filter(|o| in_range(o.time))
+                .collect(),
             ..Default::default()
         };
         for ((rule, bucket), (count, max_time)) in acc.coverage {
-            if since.is_some_and(|s| max_time < s) || until.is_some_and(|u| Timestamp::from_second(bucket).is_ok_and(|b| b >= u)) {
+            if since.is_some_and(|s| max_time < s)
+                || until.is_some_and(|u| Timestamp::from_second(bucket).is_ok_and(|b| b >= u))
+            {
                 continue;
             }
             batch.coverage.push(CoverageCell {
@@ -324,11 +371,18 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
                 max_time,
             });
         }
-        batch.coverage.sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
+        batch
+            .coverage
+            .sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
         // An input that failed part-way is not marked done: the next run reads it again.
         let failed = errors.iter().any(|e| e.path == todo[idx].display_name());
         if let (Some((key, size)), false) = (input_key, failed) {
-            batch.inputs.push(InputRecord { key, path: todo[idx].display_name(), size, params: params.clone() });
+            batch.inputs.push(InputRecord {
+                key,
+                path: todo[idx].display_name(),
+                size,
+                params: params.clone(),
+            });
         }
         let outcome = store.commit(&batch)?;
         for i in outcome.new_occurrences {
@@ -345,14 +399,23 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     // Track: episodes and intents from everything the store holds.
     let notify_since = args.notify_since.map(|b| b.resolve(now));
     let opts = IntentOptions {
-        max_notifications: args.max_notifications.unwrap_or(config.notify.max_notifications as usize),
+        max_notifications: args
+            .max_notifications
+            .unwrap_or(config.notify.max_notifications as usize),
         notify_since,
     };
     let (reports, created) = common::refresh(store.as_mut(), &rules, &config, &opts, now)?;
     let delivery = if args.no_notify {
         crate::sink::DrainStats::default()
     } else {
-        crate::sink::drain(store.as_mut(), &rules, &config, &redactor, args.format == OutputFormat::Json, now)?
+        crate::sink::drain(
+            store.as_mut(),
+            &rules,
+            &config,
+            &redactor,
+            args.format == OutputFormat::Json,
+            now,
+        )?
     };
     // Report each new notification with its status after the drain.
     let mut created_now = Vec::with_capacity(created.len());
@@ -361,7 +424,11 @@ pub fn run(args: &ScanArgs, color: bool, out: &mut dyn Write, err: &mut dyn Writ
     }
     let created = created_now;
     for e in &delivery.errors {
-        warnings.push(SourceError { path: "notify".into(), line: None, message: e.clone() });
+        warnings.push(SourceError {
+            path: "notify".into(),
+            line: None,
+            message: e.clone(),
+        });
     }
     summary.seconds = started.elapsed().as_secs_f64();
 
@@ -416,12 +483,22 @@ fn run_unit(
     let outcome = (|| -> std::io::Result<()> {
         let mut tally = InvalidTally::default();
         let mut stats = Stats::default();
-        let mut sink = ScanSink { rules, redactor, source: &name, out: &mut UnitResult::default() };
+        let mut sink = ScanSink {
+            rules,
+            redactor,
+            source: &name,
+            out: &mut UnitResult::default(),
+        };
         let r = match (unit.range, input) {
             (Some((start, end)), Input::File(p)) => {
                 let mut f = std::fs::File::open(p)?;
                 f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
-                let mut reader = RecordReader::chunk(std::io::BufReader::with_capacity(0, f), max_line, start, end)?;
+                let mut reader = RecordReader::chunk(
+                    std::io::BufReader::with_capacity(0, f),
+                    max_line,
+                    start,
+                    end,
+                )?;
                 let r = search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut tally);
                 res.lines = reader.lines_seen();
                 r
@@ -493,19 +570,30 @@ fn input_key(input: &Input) -> Option<(String, u64)> {
         }
     }
     let _ = sniff;
-    Some((format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head[..n])), size))
+    Some((
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head[..n])),
+        size,
+    ))
 }
 
 /// A hash of what decides a scan's findings: rules (conditions, fix) and parameters.
 fn scan_params(rules: &[Remediation], args: &ScanArgs, max_line: usize) -> String {
-    let mut s = format!("v1|{:?}|{max_line}|{:?}|{:?}", args.input, args.since, args.until);
+    let mut s = format!(
+        "v1|{:?}|{max_line}|{:?}|{:?}",
+        args.input, args.since, args.until
+    );
     for r in rules {
         s.push_str(&format!("|{}|{:?}|{:?}", r.id, r.scope, r.signatures));
     }
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(s.as_bytes()))
 }
 
-fn write_human(report: &ScanReport, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+fn write_human(
+    report: &ScanReport,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     for e in &report.errors {
         writeln!(err, "error: {e}")?;
     }
@@ -545,7 +633,19 @@ fn write_human(report: &ScanReport, color: bool, out: &mut dyn Write, err: &mut 
     write!(
         out,
         "{}",
-        table(&["REMEDIATION", "VERDICT", "BEFORE FIX", "AFTER FIX", "EPISODES", "FIRST SEEN", "LAST SEEN", "OWNER"], &rows)
+        table(
+            &[
+                "REMEDIATION",
+                "VERDICT",
+                "BEFORE FIX",
+                "AFTER FIX",
+                "EPISODES",
+                "FIRST SEEN",
+                "LAST SEEN",
+                "OWNER"
+            ],
+            &rows
+        )
     )?;
     writeln!(out)?;
     for r in &report.remediations {
@@ -555,9 +655,22 @@ fn write_human(report: &ScanReport, color: bool, out: &mut dyn Write, err: &mut 
     }
     if !report.notifications.is_empty() {
         writeln!(out)?;
-        writeln!(out, "{} new notification{}:", report.notifications.len(), if report.notifications.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            out,
+            "{} new notification{}:",
+            report.notifications.len(),
+            if report.notifications.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        )?;
         for n in &report.notifications {
-            writeln!(out, "  {} {} ({} errors) [{}]", n.kind, n.key, n.count, n.status)?;
+            writeln!(
+                out,
+                "  {} {} ({} errors) [{}]",
+                n.kind, n.key, n.count, n.status
+            )?;
         }
     }
     Ok(())

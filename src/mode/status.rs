@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::common;
 use super::scan::OutputFormat;
-use crate::report::{RemediationReport, format_time, group_thousands, paint_verdict, summarize, table};
+use crate::report::{
+    RemediationReport, format_time, group_thousands, paint_verdict, summarize, table,
+};
 use crate::store::{DeliveryStatus, SqliteStore, Store, StoredIntent};
 
 /// `recur status` flags.
@@ -48,7 +50,12 @@ pub struct StatusReport {
     pub pending_notifications: u64,
 }
 
-pub fn run(args: &StatusArgs, color: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run(
+    args: &StatusArgs,
+    color: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let Some(config) = common::load_config(args.config.as_deref(), color, err)? else {
         return Ok(2);
     };
@@ -81,14 +88,33 @@ pub fn run(args: &StatusArgs, color: bool, out: &mut dyn Write, err: &mut dyn Wr
     for k in store.known_remediations()? {
         if !loaded.rules.iter().any(|r| r.id == k.id) {
             let occurrences = store.occurrences(&k.id)?.len() as u64;
-            retired.push(Retired { id: k.id, title: k.title, owner: k.owner, analysis: k.analysis, occurrences, last_loaded: k.last_loaded });
+            retired.push(Retired {
+                id: k.id,
+                title: k.title,
+                owner: k.owner,
+                analysis: k.analysis,
+                occurrences,
+                last_loaded: k.last_loaded,
+            });
         }
     }
     let intents = store.intents(None)?;
-    let failed: Vec<StoredIntent> = intents.iter().filter(|i| i.status == DeliveryStatus::Failed).cloned().collect();
-    let pending = intents.iter().filter(|i| i.status == DeliveryStatus::Pending).count() as u64;
+    let failed: Vec<StoredIntent> = intents
+        .iter()
+        .filter(|i| i.status == DeliveryStatus::Failed)
+        .cloned()
+        .collect();
+    let pending = intents
+        .iter()
+        .filter(|i| i.status == DeliveryStatus::Pending)
+        .count() as u64;
     let bad = reports.iter().any(|r| r.verdict.is_bad());
-    let report = StatusReport { remediations: reports, retired, failed_notifications: failed, pending_notifications: pending };
+    let report = StatusReport {
+        remediations: reports,
+        retired,
+        failed_notifications: failed,
+        pending_notifications: pending,
+    };
     match args.format {
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &report)?;
@@ -96,7 +122,13 @@ pub fn run(args: &StatusArgs, color: bool, out: &mut dyn Write, err: &mut dyn Wr
         }
         OutputFormat::Human => write_human(&report, color, out)?,
     }
-    Ok(if loaded.invalid_files > 0 { 2 } else if bad { 1 } else { 0 })
+    Ok(if loaded.invalid_files > 0 {
+        2
+    } else if bad {
+        1
+    } else {
+        0
+    })
 }
 
 fn write_human(report: &StatusReport, color: bool, out: &mut dyn Write) -> std::io::Result<()> {
@@ -119,7 +151,19 @@ fn write_human(report: &StatusReport, color: bool, out: &mut dyn Write) -> std::
     write!(
         out,
         "{}",
-        table(&["REMEDIATION", "VERDICT", "FIXED AT", "DEADLINE", "RECURRENCES", "EPISODES", "LAST SEEN", "OWNER"], &rows)
+        table(
+            &[
+                "REMEDIATION",
+                "VERDICT",
+                "FIXED AT",
+                "DEADLINE",
+                "RECURRENCES",
+                "EPISODES",
+                "LAST SEEN",
+                "OWNER"
+            ],
+            &rows
+        )
     )?;
     writeln!(out)?;
     for r in &report.remediations {
@@ -128,13 +172,25 @@ fn write_human(report: &StatusReport, color: bool, out: &mut dyn Write) -> std::
         writeln!(out, "  analysis: {}", r.analysis)?;
     }
     for r in &report.retired {
-        writeln!(out, "{} (retired: no rule file; {} occurrences kept): {}", r.id, r.occurrences, r.title)?;
+        writeln!(
+            out,
+            "{} (retired: no rule file; {} occurrences kept): {}",
+            r.id, r.occurrences, r.title
+        )?;
     }
     for f in &report.failed_notifications {
-        writeln!(out, "notification {} for {} FAILED after every attempt", f.key, f.remediation)?;
+        writeln!(
+            out,
+            "notification {} for {} FAILED after every attempt",
+            f.key, f.remediation
+        )?;
     }
     if report.pending_notifications > 0 {
-        writeln!(out, "{} notification(s) pending in the outbox", report.pending_notifications)?;
+        writeln!(
+            out,
+            "{} notification(s) pending in the outbox",
+            report.pending_notifications
+        )?;
     }
     Ok(())
 }

@@ -34,7 +34,11 @@ fn as_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     match v {
         Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
         Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Bool(b) => Some(std::borrow::Cow::Borrowed(if *b {
+            "true"
+        } else {
+            "false"
+        })),
         _ => None,
     }
 }
@@ -50,9 +54,11 @@ fn as_number(v: &Value) -> Option<f64> {
 fn scalar_eq(s: &Scalar, v: &Value) -> bool {
     match (s, v) {
         (Scalar::Str(a), Value::String(b)) => a == b,
-        (Scalar::Str(a), Value::Number(n)) => {
-            a.trim().parse::<f64>().ok().is_some_and(|x| Some(x) == n.as_f64())
-        }
+        (Scalar::Str(a), Value::Number(n)) => a
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .is_some_and(|x| Some(x) == n.as_f64()),
         (Scalar::Num(a), v) => as_number(v) == Some(*a),
         (Scalar::Bool(a), Value::Bool(b)) => a == b,
         (Scalar::Bool(a), Value::String(b)) => b == if *a { "true" } else { "false" },
@@ -206,21 +212,40 @@ pub fn explain(rem: &Remediation, event: &Event) -> Outcome {
             FieldRef::Text(t) => format!("{t:?}"),
             FieldRef::Json(v) => v.to_string(),
         });
-        checks.push(CheckedCondition { group, condition: c.to_string(), held, actual });
+        checks.push(CheckedCondition {
+            group,
+            condition: c.to_string(),
+            held,
+            actual,
+        });
         held
     };
-    let scope_ok = rem.scope.iter().fold(true, |ok, c| check("scope".into(), c) && ok);
+    // Every condition is checked (no short-circuit) so the explanation lists them all.
+    let scope_ok = rem
+        .scope
+        .iter()
+        .map(|c| check("scope".into(), c))
+        .filter(|held| !held)
+        .count()
+        == 0;
     let mut signature = None;
     for (i, sig) in rem.signatures.iter().enumerate() {
         let ok = sig
             .conditions
             .iter()
-            .fold(true, |ok, c| check(format!("signature {}", i + 1), c) && ok);
+            .map(|c| check(format!("signature {}", i + 1), c))
+            .filter(|held| !held)
+            .count()
+            == 0;
         if ok && signature.is_none() {
             signature = Some(i);
         }
     }
-    Outcome { matched: scope_ok && signature.is_some(), signature: if scope_ok { signature } else { None }, checks }
+    Outcome {
+        matched: scope_ok && signature.is_some(),
+        signature: if scope_ok { signature } else { None },
+        checks,
+    }
 }
 
 #[cfg(test)]
@@ -230,11 +255,20 @@ mod tests {
     use serde_json::json;
 
     fn ev(v: Value) -> Event {
-        Event { text: v.to_string(), fields: v, time: None, id: None, format: Format::Json }
+        Event {
+            text: v.to_string(),
+            fields: v,
+            time: None,
+            id: None,
+            format: Format::Json,
+        }
     }
 
     fn c(path: &str, test: Test) -> Condition {
-        Condition { path: FieldPath::parse_dotted(path), test }
+        Condition {
+            path: FieldPath::parse_dotted(path),
+            test,
+        }
     }
 
     #[test]
@@ -250,8 +284,10 @@ mod tests {
 
     #[test]
     fn operators() {
-        let e = ev(json!({"msg": "No JWT in headers", "lat": 12.5, "tags": ["a", "b"],
-                          "auth": {"present": false}}));
+        let e = ev(
+            json!({"msg": "No JWT in headers", "lat": 12.5, "tags": ["a", "b"],
+                          "auth": {"present": false}}),
+        );
         assert!(c("msg", Test::Regex(regex::Regex::new("^No JWT").unwrap())).eval(&e));
         assert!(c("msg", Test::Contains("JWT".into())).eval(&e));
         assert!(c("msg", Test::Prefix("No".into())).eval(&e));
@@ -263,7 +299,13 @@ mod tests {
         assert!(c("auth.present", Test::Eq(Scalar::Bool(false))).eval(&e));
         assert!(c("auth.present", Test::Exists(true)).eval(&e));
         assert!(c("auth.absent", Test::Exists(false)).eval(&e));
-        assert!(c("missing", Test::Not(Box::new(Test::Eq(Scalar::Str("x".into()))))).eval(&e));
+        assert!(
+            c(
+                "missing",
+                Test::Not(Box::new(Test::Eq(Scalar::Str("x".into()))))
+            )
+            .eval(&e)
+        );
         assert!(!c("msg", Test::Not(Box::new(Test::Contains("JWT".into())))).eval(&e));
         assert!(c("_line", Test::Contains("\"lat\":12.5".into())).eval(&e));
         assert!(!c("auth", Test::Contains("present".into())).eval(&e));

@@ -16,6 +16,7 @@ impl Channel for Console {
             n.text()
         };
         let mut err = std::io::stderr().lock();
-        err.write_all(text.as_bytes()).map_err(|e| SendError(format!("cannot write to stderr: {e}")))
+        err.write_all(text.as_bytes())
+            .map_err(|e| SendError(format!("cannot write to stderr: {e}")))
     }
 }

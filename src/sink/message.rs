@@ -47,7 +47,10 @@ impl Notification {
         redactor: &Redactor,
         _now: Timestamp,
     ) -> Result<Self, StoreError> {
-        let ep = report.episode_list.iter().find(|e| e.start == intent.episode_start);
+        let ep = report
+            .episode_list
+            .iter()
+            .find(|e| e.start == intent.episode_start);
         let occ = store.occurrences(&rule.id)?;
         let mut samples: Vec<String> = occ
             .iter()
@@ -72,7 +75,11 @@ impl Notification {
             title: rule.title.clone(),
             severity: rule.severity.as_str().to_string(),
             verdict: report.verdict.as_str().to_string(),
-            error_count: if intent.kind == IntentKind::Digest { intent.folded.len() as u64 } else { intent.count },
+            error_count: if intent.kind == IntentKind::Digest {
+                intent.folded.len() as u64
+            } else {
+                intent.count
+            },
             window: format_duration(rule.alert.window),
             first_seen,
             last_seen,
@@ -140,7 +147,10 @@ impl Notification {
         if let Some(d) = self.deadline {
             s.push_str(&format!("  deadline: {}\n", format_time(d)));
         }
-        s.push_str(&format!("  previous analysis: {}\n", self.previous_analysis));
+        s.push_str(&format!(
+            "  previous analysis: {}\n",
+            self.previous_analysis
+        ));
         for f in &self.folded {
             s.push_str(&format!("  - {f}\n"));
         }

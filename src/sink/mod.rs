@@ -33,7 +33,9 @@ pub fn channel(name: &str, config: &Config, json: bool) -> Result<Box<dyn Channe
     let _ = config;
     match name {
         "console" => Ok(Box::new(console::Console { json })),
-        other => Err(SendError(format!("channel `{other}` is not defined in recur.toml"))),
+        other => Err(SendError(format!(
+            "channel `{other}` is not defined in recur.toml"
+        ))),
     }
 }
 
@@ -76,17 +78,25 @@ pub fn drain(
     let due = store.due_deliveries(now)?;
     let max_attempts = config.notify.max_attempts.max(1);
     for d in due {
-        let Some(intent) = store.intent(&d.key)? else { continue };
+        let Some(intent) = store.intent(&d.key)? else {
+            continue;
+        };
         let rule = rules.iter().find(|r| r.id == intent.remediation);
         let result = match rule {
-            None => Err(SendError(format!("remediation {} is no longer loaded", intent.remediation))),
+            None => Err(SendError(format!(
+                "remediation {} is no longer loaded",
+                intent.remediation
+            ))),
             Some(rule) => {
                 let report = summarize(rule, store, now)?;
                 let n = Notification::build(&intent, rule, &report, rules, store, redactor, now)?;
                 channel(&d.channel, config, json_console).and_then(|c| c.send(&n))
             }
         };
-        let mut upd = Delivery { attempts: d.attempts + 1, ..d.clone() };
+        let mut upd = Delivery {
+            attempts: d.attempts + 1,
+            ..d.clone()
+        };
         match result {
             Ok(()) => {
                 upd.status = DeliveryStatus::Sent;
@@ -104,7 +114,9 @@ pub fn drain(
                     upd.next_attempt = Some(now + backoff(upd.attempts));
                     stats.retrying += 1;
                 }
-                stats.errors.push(format!("notification {} via {}: {msg}", d.key, d.channel));
+                stats
+                    .errors
+                    .push(format!("notification {} via {}: {msg}", d.key, d.channel));
             }
         }
         store.update_delivery(&upd)?;

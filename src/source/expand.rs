@@ -85,14 +85,19 @@ fn add_path(path: &Path, files: &mut BTreeSet<PathBuf>, errors: &mut Vec<SourceE
 }
 
 fn walk_dir(dir: &Path, files: &mut BTreeSet<PathBuf>, errors: &mut Vec<SourceError>) {
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         match entry {
             Ok(e) if e.file_type().is_file() => {
                 files.insert(e.into_path());
             }
             Ok(_) => {}
             Err(e) => {
-                let path = e.path().map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+                let path = e
+                    .path()
+                    .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
                 let message = if let Some(anc) = e.loop_ancestor() {
                     format!("symlink loop back to {} (not followed)", anc.display())
                 } else if let Some(io) = e.io_error() {
@@ -100,7 +105,11 @@ fn walk_dir(dir: &Path, files: &mut BTreeSet<PathBuf>, errors: &mut Vec<SourceEr
                 } else {
                     e.to_string()
                 };
-                errors.push(SourceError { path, line: None, message });
+                errors.push(SourceError {
+                    path,
+                    line: None,
+                    message,
+                });
             }
         }
     }

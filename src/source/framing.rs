@@ -64,10 +64,17 @@ pub struct Record<'a> {
 pub enum Item<'a> {
     Record(Record<'a>, RecordMeta),
     /// A record over the cap: skipped, never buffered.
-    TooLong { line: u64, len: u64, end_offset: u64 },
+    TooLong {
+        line: u64,
+        len: u64,
+        end_offset: u64,
+    },
     /// Framing-level damage (e.g. a JSON array that is not closed): reported, reading goes on
     /// or ends as the framing allows.
-    Malformed { line: u64, message: String },
+    Malformed {
+        line: u64,
+        message: String,
+    },
 }
 
 /// Bytes read per `read` call: large reads are what lets the hot path run at memory speed.
@@ -248,7 +255,10 @@ impl<R: Read> RecordReader<R> {
                 }
             }
             if let Some(stop) = self.stop_at {
-                if self.skipping.is_none() && self.base + self.pos as u64 >= stop && self.bom_checked {
+                if self.skipping.is_none()
+                    && self.base + self.pos as u64 >= stop
+                    && self.bom_checked
+                {
                     return Ok(None);
                 }
             }
@@ -271,13 +281,23 @@ impl<R: Read> RecordReader<R> {
                         }));
                     }
                     if nl - start > self.max_record {
-                        return Ok(Some(RawLine::TooLong { line, len: (nl - start) as u64, end_offset }));
+                        return Ok(Some(RawLine::TooLong {
+                            line,
+                            len: (nl - start) as u64,
+                            end_offset,
+                        }));
                     }
                     let mut e = nl;
                     if e > start && self.buf[e - 1] == b'\r' {
                         e -= 1;
                     }
-                    return Ok(Some(RawLine::Line { start, end: e, line, end_offset, terminated: true }));
+                    return Ok(Some(RawLine::Line {
+                        start,
+                        end: e,
+                        line,
+                        end_offset,
+                        terminated: true,
+                    }));
                 }
                 self.scan = self.end;
                 let pending = (self.end - self.pos) as u64;
@@ -296,7 +316,11 @@ impl<R: Read> RecordReader<R> {
                 if let Some((first, skipped)) = self.skipping.take() {
                     self.line += 1;
                     self.lines_seen += 1;
-                    return Ok(Some(RawLine::TooLong { line: first, len: skipped, end_offset: self.base + self.end as u64 }));
+                    return Ok(Some(RawLine::TooLong {
+                        line: first,
+                        len: skipped,
+                        end_offset: self.base + self.end as u64,
+                    }));
                 }
                 self.bom_checked = true;
                 if self.pos < self.end {
@@ -326,9 +350,28 @@ impl<R: Read> RecordReader<R> {
     fn next_line_item(&mut self) -> io::Result<Option<Item<'_>>> {
         Ok(match self.raw_line()? {
             None => None,
-            Some(RawLine::TooLong { line, len, end_offset }) => Some(Item::TooLong { line, len, end_offset }),
-            Some(RawLine::Line { start, end, line, end_offset, terminated }) => Some(Item::Record(
-                Record { bytes: &self.buf[start..end], line, end_offset, terminated },
+            Some(RawLine::TooLong {
+                line,
+                len,
+                end_offset,
+            }) => Some(Item::TooLong {
+                line,
+                len,
+                end_offset,
+            }),
+            Some(RawLine::Line {
+                start,
+                end,
+                line,
+                end_offset,
+                terminated,
+            }) => Some(Item::Record(
+                Record {
+                    bytes: &self.buf[start..end],
+                    line,
+                    end_offset,
+                    terminated,
+                },
                 RecordMeta::default(),
             )),
         })
@@ -344,26 +387,51 @@ impl<R: Read> RecordReader<R> {
                     }
                     return Ok(None);
                 }
-                Some(RawLine::TooLong { line, len, end_offset }) => {
-                    return Ok(Some(Item::TooLong { line, len, end_offset }));
+                Some(RawLine::TooLong {
+                    line,
+                    len,
+                    end_offset,
+                }) => {
+                    return Ok(Some(Item::TooLong {
+                        line,
+                        len,
+                        end_offset,
+                    }));
                 }
-                Some(RawLine::Line { start, end, line, end_offset, terminated }) => {
-                    (start, end, line, end_offset, terminated)
-                }
+                Some(RawLine::Line {
+                    start,
+                    end,
+                    line,
+                    end_offset,
+                    terminated,
+                }) => (start, end, line, end_offset, terminated),
             };
             let Some(cri) = parse_cri_line(&self.buf[start..end]) else {
                 // Not a CRI line (e.g. garbage between entries): an ordinary record.
                 return Ok(Some(Item::Record(
-                    Record { bytes: &self.buf[start..end], line, end_offset, terminated },
+                    Record {
+                        bytes: &self.buf[start..end],
+                        line,
+                        end_offset,
+                        terminated,
+                    },
                     RecordMeta::default(),
                 )));
             };
-            let meta = RecordMeta { time: Some(cri.time), stream: Some(cri.stream.to_string()) };
+            let meta = RecordMeta {
+                time: Some(cri.time),
+                stream: Some(cri.stream.to_string()),
+            };
             if self.partial.is_empty() && !self.partial_over && !cri.partial {
                 let off = cri.content.as_ptr() as usize - self.buf.as_ptr() as usize;
                 let len = cri.content.len();
                 return Ok(Some(Item::Record(
-                    Record { bytes: &self.buf[off..off + len], line, end_offset, terminated },
+                    Record {
+                        bytes: &self.buf[off..off + len],
+                        line,
+                        end_offset,
+                        terminated,
+                    },
                     meta,
                 )));
             }
@@ -395,13 +463,25 @@ impl<R: Read> RecordReader<R> {
         if std::mem::take(&mut self.partial_over) {
             let len = self.partial.len() as u64;
             self.partial.clear();
-            return Item::TooLong { line, len: len.max(self.max_record as u64 + 1), end_offset };
+            return Item::TooLong {
+                line,
+                len: len.max(self.max_record as u64 + 1),
+                end_offset,
+            };
         }
         // Move the joined bytes into the slot the record borrows from.
         std::mem::swap(&mut self.partial, &mut self.joined);
         self.partial.clear();
         let meta = std::mem::take(&mut self.partial_meta);
-        Item::Record(Record { bytes: &self.joined, line, end_offset, terminated }, meta)
+        Item::Record(
+            Record {
+                bytes: &self.joined,
+                line,
+                end_offset,
+                terminated,
+            },
+            meta,
+        )
     }
 
     fn next_array_item(&mut self) -> io::Result<Option<Item<'_>>> {
@@ -507,17 +587,30 @@ impl<R: Read> RecordReader<R> {
                 self.scan = i;
                 let end_offset = self.base + i as u64;
                 if let Some((first, skipped)) = self.skipping.take() {
-                    return Ok(Some(Item::TooLong { line: first, len: skipped + (e - s) as u64, end_offset }));
+                    return Ok(Some(Item::TooLong {
+                        line: first,
+                        len: skipped + (e - s) as u64,
+                        end_offset,
+                    }));
                 }
                 if e - s > self.max_record {
-                    return Ok(Some(Item::TooLong { line, len: (e - s) as u64, end_offset }));
+                    return Ok(Some(Item::TooLong {
+                        line,
+                        len: (e - s) as u64,
+                        end_offset,
+                    }));
                 }
                 let mut end = e;
                 while end > s && self.buf[end - 1].is_ascii_whitespace() {
                     end -= 1;
                 }
                 return Ok(Some(Item::Record(
-                    Record { bytes: &self.buf[s..end], line, end_offset, terminated: true },
+                    Record {
+                        bytes: &self.buf[s..end],
+                        line,
+                        end_offset,
+                        terminated: true,
+                    },
                     RecordMeta::default(),
                 )));
             }
@@ -544,7 +637,11 @@ impl<R: Read> RecordReader<R> {
                     return Ok(None);
                 }
                 if let Some((first, skipped)) = self.skipping.take() {
-                    return Ok(Some(Item::TooLong { line: first, len: skipped, end_offset: self.base + self.end as u64 }));
+                    return Ok(Some(Item::TooLong {
+                        line: first,
+                        len: skipped,
+                        end_offset: self.base + self.end as u64,
+                    }));
                 }
                 return Ok(Some(Item::Malformed {
                     line,
@@ -556,8 +653,18 @@ impl<R: Read> RecordReader<R> {
 }
 
 enum RawLine {
-    Line { start: usize, end: usize, line: u64, end_offset: u64, terminated: bool },
-    TooLong { line: u64, len: u64, end_offset: u64 },
+    Line {
+        start: usize,
+        end: usize,
+        line: u64,
+        end_offset: u64,
+        terminated: bool,
+    },
+    TooLong {
+        line: u64,
+        len: u64,
+        end_offset: u64,
+    },
 }
 
 #[cfg(test)]
@@ -567,7 +674,10 @@ mod tests {
 
     /// Collects items as strings: `L<line>:<text>`, `TOO_LONG@<line>:<len>`, `BAD@<line>`.
     fn collect(data: &[u8], framing: Framing, cap: usize, block_reads: usize) -> Vec<String> {
-        let src = SlowReader { inner: Cursor::new(data.to_vec()), max: block_reads };
+        let src = SlowReader {
+            inner: Cursor::new(data.to_vec()),
+            max: block_reads,
+        };
         let mut r = RecordReader::new(src, framing, cap);
         let mut out = Vec::new();
         while let Some(item) = r.next_item().unwrap() {
@@ -605,7 +715,11 @@ mod tests {
     fn lines_crlf_bom_and_unterminated_last_line() {
         for block in [1, 3, 7, 4096] {
             let got = collect(b"\xEF\xBB\xBFa\r\nb\n\nc", Framing::Lines, 1024, block);
-            assert_eq!(got, ["L1:a", "L2:b", "L3:", "L4:c (unterminated)"], "block {block}");
+            assert_eq!(
+                got,
+                ["L1:a", "L2:b", "L3:", "L4:c (unterminated)"],
+                "block {block}"
+            );
         }
     }
 
@@ -617,7 +731,11 @@ mod tests {
         data.extend(std::iter::repeat_n(b'y', 3000));
         for block in [7, 100, 100_000] {
             let got = collect(&data, Framing::Lines, 1024, block);
-            assert_eq!(got, ["L1:short", "TOO_LONG@2:5000", "L3:after", "TOO_LONG@4:3000"], "block {block}");
+            assert_eq!(
+                got,
+                ["L1:short", "TOO_LONG@2:5000", "L3:after", "TOO_LONG@4:3000"],
+                "block {block}"
+            );
         }
     }
 
@@ -628,7 +746,10 @@ mod tests {
             let got = collect(data, Framing::JsonArray, 1024, block);
             assert_eq!(
                 got,
-                ["L2:{\n    \"a\": \"x,]}\\\"\",\n    \"b\": [1, 2]\n  }", "L6:{\"c\": {}}"],
+                [
+                    "L2:{\n    \"a\": \"x,]}\\\"\",\n    \"b\": [1, 2]\n  }",
+                    "L6:{\"c\": {}}"
+                ],
                 "block {block}"
             );
         }
@@ -653,7 +774,10 @@ mod tests {
         assert_eq!(Framing::sniff(b"[\n {\"a\":1}]"), Framing::JsonArray);
         assert_eq!(Framing::sniff(b"[INFO] started"), Framing::Lines);
         assert_eq!(Framing::sniff(b"{\"a\":1}\n"), Framing::Lines);
-        assert_eq!(Framing::sniff(b"2025-09-08T19:01:46Z stdout F x\n"), Framing::Cri);
+        assert_eq!(
+            Framing::sniff(b"2025-09-08T19:01:46Z stdout F x\n"),
+            Framing::Cri
+        );
     }
 
     #[test]
@@ -676,7 +800,11 @@ mod tests {
                 let mut r = RecordReader::chunk(cur, 1024, start, end).unwrap();
                 while let Some(item) = r.next_item().unwrap() {
                     if let Item::Record(rec, _) = item {
-                        let mut s = format!("L{}:{}", rec.line + line_base, String::from_utf8_lossy(rec.bytes));
+                        let mut s = format!(
+                            "L{}:{}",
+                            rec.line + line_base,
+                            String::from_utf8_lossy(rec.bytes)
+                        );
                         if !rec.terminated {
                             s.push_str(" (unterminated)");
                         }

@@ -54,7 +54,10 @@ pub fn wrap(raw: Box<dyn Read + Send>) -> io::Result<Opened> {
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
         Compression::None => Box::new(buf),
     };
-    Ok(Opened { reader, compression })
+    Ok(Opened {
+        reader,
+        compression,
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,11 @@ pub fn plan_units(inputs: &[Input], chunk_bytes: u64) -> (Vec<WorkUnit>, Vec<Sou
     let mut errors = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         let Input::File(path) = input else {
-            units.push(WorkUnit { input: i, chunk: 0, range: None });
+            units.push(WorkUnit {
+                input: i,
+                chunk: 0,
+                range: None,
+            });
             continue;
         };
         let probe = (|| -> std::io::Result<(u64, Vec<u8>)> {
@@ -49,10 +53,18 @@ pub fn plan_units(inputs: &[Input], chunk_bytes: u64) -> (Vec<WorkUnit>, Vec<Sou
                     for c in 0..n {
                         let start = c * chunk_bytes;
                         let end = ((c + 1) * chunk_bytes).min(size);
-                        units.push(WorkUnit { input: i, chunk: c as usize, range: Some((start, end)) });
+                        units.push(WorkUnit {
+                            input: i,
+                            chunk: c as usize,
+                            range: Some((start, end)),
+                        });
                     }
                 } else {
-                    units.push(WorkUnit { input: i, chunk: 0, range: None });
+                    units.push(WorkUnit {
+                        input: i,
+                        chunk: 0,
+                        range: None,
+                    });
                 }
             }
             Err(e) => errors.push(SourceError {

@@ -19,18 +19,27 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("state database {path}: {message}")]
     Open { path: String, message: String },
-    #[error("state database {path} is locked by another recur process (waited {waited_ms} ms); try again when it is done")]
+    #[error(
+        "state database {path} is locked by another recur process (waited {waited_ms} ms); try again when it is done"
+    )]
     Locked { path: String, waited_ms: u64 },
     #[error(
         "state database {path} has schema version {found}, newer than this recur understands ({supported}); upgrade recur or point --state elsewhere"
     )]
-    TooNew { path: String, found: i64, supported: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
     #[error(
         "state database {path} is not a recur state file or is corrupt ({message}); move it aside to start afresh (history will be lost) or restore a backup"
     )]
     Corrupt { path: String, message: String },
     #[error("state database {path}: {source}")]
-    Sql { path: String, source: rusqlite::Error },
+    Sql {
+        path: String,
+        source: rusqlite::Error,
+    },
 }
 
 /// One occurrence as stored.
@@ -198,9 +207,17 @@ pub trait Store {
     /// All occurrences of a remediation, timed ones sorted by time, untimed last.
     fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError>;
     /// In-scope coverage of a remediation; `since` counts events at or after it.
-    fn coverage(&self, remediation: &str, since: Option<Timestamp>) -> Result<CoverageSummary, StoreError>;
+    fn coverage(
+        &self,
+        remediation: &str,
+        since: Option<Timestamp>,
+    ) -> Result<CoverageSummary, StoreError>;
     /// Records the loaded remediations (for retired detection).
-    fn note_remediations(&mut self, rules: &[crate::rule::Remediation], now: Timestamp) -> Result<(), StoreError>;
+    fn note_remediations(
+        &mut self,
+        rules: &[crate::rule::Remediation],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     fn known_remediations(&self) -> Result<Vec<KnownRemediation>, StoreError>;
     /// Inserts intents that do not exist yet (by key) with the given status and the channels
     /// to deliver to; returns the ones that were new.

@@ -103,19 +103,29 @@ impl SqliteStore {
     /// the file with 0600: samples are redacted, but the file still describes production errors.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let display = path.display().to_string();
-        let open_err = |message: String| StoreError::Open { path: display.clone(), message };
+        let open_err = |message: String| StoreError::Open {
+            path: display.clone(),
+            message,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
-                create_private_dir(dir).map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
+                create_private_dir(dir).map_err(|e| {
+                    open_err(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
             }
-            check_writable(dir).map_err(|e| open_err(format!("directory {} is not writable: {e}", dir.display())))?;
+            check_writable(dir).map_err(|e| {
+                open_err(format!("directory {} is not writable: {e}", dir.display()))
+            })?;
         }
         let existed = path.exists();
         if !existed {
             create_private_file(path).map_err(|e| open_err(format!("cannot create: {e}")))?;
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| open_err(e.to_string()))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
         Self::init(conn, display)
     }
 
@@ -123,15 +133,35 @@ impl SqliteStore {
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         let display = path.display().to_string();
         if !path.exists() {
-            return Err(StoreError::Open { path: display, message: "no state file yet (run `recur scan` first)".into() });
+            return Err(StoreError::Open {
+                path: display,
+                message: "no state file yet (run `recur scan` first)".into(),
+            });
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| StoreError::Open { path: display.clone(), message: e.to_string() })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| StoreError::Sql { path: display.clone(), source: e })?;
-        let store = SqliteStore { conn, path: display };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: display.clone(),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| StoreError::Sql {
+                path: display.clone(),
+                source: e,
+            })?;
+        let store = SqliteStore {
+            conn,
+            path: display,
+        };
         let v = store.user_version()?;
         if v > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: store.path, found: v, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                path: store.path,
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         if v < SCHEMA_VERSION {
             return Err(StoreError::Open { path: store.path, message: "the state file needs a migration; run `recur scan` or `recur status` once with write access".into() });
@@ -141,17 +171,27 @@ impl SqliteStore {
 
     /// A private in-memory database: `--no-state`.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open { path: ":memory:".into(), message: e.to_string() })?;
+        let conn = Connection::open_in_memory().map_err(|e| StoreError::Open {
+            path: ":memory:".into(),
+            message: e.to_string(),
+        })?;
         Self::init(conn, ":memory:".into())
     }
 
     fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
         let store = SqliteStore { conn, path };
-        store.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| store.sql(e))?;
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| store.sql(e))?;
         // A file that is not SQLite fails on its first read: call that corruption, by name.
         let v = store.user_version()?;
         if v > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: store.path, found: v, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                path: store.path,
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         if store.path != ":memory:" {
             store
@@ -159,8 +199,14 @@ impl SqliteStore {
                 .pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| store.classify(e))?;
         }
-        store.conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| store.sql(e))?;
-        store.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| store.sql(e))?;
+        store
+            .conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| store.sql(e))?;
+        store
+            .conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| store.sql(e))?;
         store.migrate(v)?;
         if v > 0 {
             // Cheap structural check, so a damaged file is refused before any work.
@@ -169,7 +215,10 @@ impl SqliteStore {
                 .query_row("PRAGMA quick_check", [], |r| r.get(0))
                 .map_err(|e| store.classify(e))?;
             if ok != "ok" {
-                return Err(StoreError::Corrupt { path: store.path, message: ok });
+                return Err(StoreError::Corrupt {
+                    path: store.path,
+                    message: ok,
+                });
             }
         }
         Ok(store)
@@ -200,16 +249,26 @@ impl SqliteStore {
     /// Turns SQLite errors users can act on into specific messages.
     fn classify(&self, e: rusqlite::Error) -> StoreError {
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-                StoreError::Locked { path: self.path.clone(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
-            }
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Locked {
+                path: self.path.clone(),
+                waited_ms: BUSY_TIMEOUT.as_millis() as u64,
+            },
             Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
-                StoreError::Corrupt { path: self.path.clone(), message: e.to_string() }
+                StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                }
             }
-            Some(ErrorCode::ReadOnly) | Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
-                StoreError::Open { path: self.path.clone(), message: e.to_string() }
-            }
-            _ => StoreError::Sql { path: self.path.clone(), source: e },
+            Some(ErrorCode::ReadOnly)
+            | Some(ErrorCode::CannotOpen)
+            | Some(ErrorCode::PermissionDenied) => StoreError::Open {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
+            _ => StoreError::Sql {
+                path: self.path.clone(),
+                source: e,
+            },
         }
     }
 
@@ -225,7 +284,9 @@ impl SqliteStore {
         let status = if suppressed {
             DeliveryStatus::Suppressed
         } else {
-            agg.as_deref().and_then(DeliveryStatus::parse).unwrap_or(DeliveryStatus::Sent)
+            agg.as_deref()
+                .and_then(DeliveryStatus::parse)
+                .unwrap_or(DeliveryStatus::Sent)
         };
         Ok(StoredIntent {
             key: row.get(0)?,
@@ -265,7 +326,11 @@ impl Store for SqliteStore {
     fn input_done(&self, key: &str, size: u64, params: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = self
             .conn
-            .query_row("SELECT size FROM inputs WHERE key = ?1 AND params = ?2", params![key, params], |r| r.get(0))
+            .query_row(
+                "SELECT size FROM inputs WHERE key = ?1 AND params = ?2",
+                params![key, params],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.sql(e))?;
         Ok(found == Some(size as i64))
@@ -312,14 +377,21 @@ impl Store for SqliteStore {
                 )
                 .map_err(classify)?;
             for c in &batch.coverage {
-                cov.execute(params![c.remediation, c.bucket, c.input, c.count as i64, ns(c.max_time)])
-                    .map_err(classify)?;
+                cov.execute(params![
+                    c.remediation,
+                    c.bucket,
+                    c.input,
+                    c.count as i64,
+                    ns(c.max_time)
+                ])
+                .map_err(classify)?;
             }
             let mut inp = tx
                 .prepare_cached("INSERT OR REPLACE INTO inputs (key, params, path, size, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(classify)?;
             for i in &batch.inputs {
-                inp.execute(params![i.key, i.params, i.path, i.size as i64, now]).map_err(classify)?;
+                inp.execute(params![i.key, i.params, i.path, i.size as i64, now])
+                    .map_err(classify)?;
             }
             let mut cp = tx
                 .prepare_cached(
@@ -341,7 +413,8 @@ impl Store for SqliteStore {
                 .map_err(classify)?;
             }
             for p in &batch.forget_checkpoints {
-                tx.execute("DELETE FROM checkpoints WHERE path = ?1", params![p]).map_err(classify)?;
+                tx.execute("DELETE FROM checkpoints WHERE path = ?1", params![p])
+                    .map_err(classify)?;
             }
         }
         tx.commit().map_err(classify)?;
@@ -372,8 +445,14 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
-    fn coverage(&self, remediation: &str, since: Option<Timestamp>) -> Result<CoverageSummary, StoreError> {
-        let since_bucket = since.map(|t| t.as_second().div_euclid(3600) * 3600).unwrap_or(i64::MIN);
+    fn coverage(
+        &self,
+        remediation: &str,
+        since: Option<Timestamp>,
+    ) -> Result<CoverageSummary, StoreError> {
+        let since_bucket = since
+            .map(|t| t.as_second().div_euclid(3600) * 3600)
+            .unwrap_or(i64::MIN);
         self.conn
             .query_row(
                 "SELECT COALESCE(SUM(count), 0), MAX(max_time), COALESCE(SUM(CASE WHEN bucket >= ?2 THEN count ELSE 0 END), 0)
@@ -390,7 +469,11 @@ impl Store for SqliteStore {
             .map_err(|e| self.sql(e))
     }
 
-    fn note_remediations(&mut self, rules: &[crate::rule::Remediation], now: Timestamp) -> Result<(), StoreError> {
+    fn note_remediations(
+        &mut self,
+        rules: &[crate::rule::Remediation],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
         let tx = self.conn.transaction().map_err(classify)?;
@@ -399,7 +482,8 @@ impl Store for SqliteStore {
                 .prepare_cached("INSERT OR REPLACE INTO remediations (id, title, owner, analysis, last_loaded) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(classify)?;
             for r in rules {
-                st.execute(params![r.id, r.title, r.owner, r.analysis, ns(now)]).map_err(classify)?;
+                st.execute(params![r.id, r.title, r.owner, r.analysis, ns(now)])
+                    .map_err(classify)?;
             }
         }
         tx.commit().map_err(classify)
@@ -486,9 +570,12 @@ impl Store for SqliteStore {
     }
 
     fn intents(&self, remediation: Option<&str>) -> Result<Vec<StoredIntent>, StoreError> {
-        let sql = format!("{INTENT_SELECT} WHERE ?1 IS NULL OR i.remediation = ?1 ORDER BY i.due, i.key");
+        let sql =
+            format!("{INTENT_SELECT} WHERE ?1 IS NULL OR i.remediation = ?1 ORDER BY i.due, i.key");
         let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.sql(e))?;
-        let rows = st.query_map(params![remediation], SqliteStore::read_intent).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![remediation], SqliteStore::read_intent)
+            .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
@@ -510,7 +597,9 @@ impl Store for SqliteStore {
                  ORDER BY i.due, d.key, d.channel",
             )
             .map_err(|e| self.sql(e))?;
-        let rows = st.query_map(params![ns(now)], read_delivery).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![ns(now)], read_delivery)
+            .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
@@ -522,7 +611,9 @@ impl Store for SqliteStore {
                  WHERE ?1 IS NULL OR key = ?1 ORDER BY key, channel",
             )
             .map_err(|e| self.sql(e))?;
-        let rows = st.query_map(params![key], read_delivery).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![key], read_delivery)
+            .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
@@ -564,7 +655,10 @@ impl Store for SqliteStore {
         let cutoff = ns(before);
         let tx = self.conn.transaction().map_err(classify)?;
         let occurrences = tx
-            .execute("DELETE FROM occurrences WHERE event_time IS NOT NULL AND event_time < ?1", params![cutoff])
+            .execute(
+                "DELETE FROM occurrences WHERE event_time IS NOT NULL AND event_time < ?1",
+                params![cutoff],
+            )
             .map_err(classify)? as u64;
         let coverage = tx
             .execute("DELETE FROM coverage WHERE max_time < ?1", params![cutoff])
@@ -581,20 +675,32 @@ impl Store for SqliteStore {
             .execute("DELETE FROM inputs WHERE scanned_at < ?1", params![cutoff])
             .map_err(classify)? as u64;
         tx.commit().map_err(classify)?;
-        Ok(PruneStats { occurrences, coverage, intents, inputs })
+        Ok(PruneStats {
+            occurrences,
+            coverage,
+            intents,
+            inputs,
+        })
     }
 }
 
 impl SqliteStore {
     fn classify_static(path: &str, e: rusqlite::Error) -> StoreError {
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-                StoreError::Locked { path: path.to_string(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
-            }
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Locked {
+                path: path.to_string(),
+                waited_ms: BUSY_TIMEOUT.as_millis() as u64,
+            },
             Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
-                StoreError::Corrupt { path: path.to_string(), message: e.to_string() }
+                StoreError::Corrupt {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                }
             }
-            _ => StoreError::Sql { path: path.to_string(), source: e },
+            _ => StoreError::Sql {
+                path: path.to_string(),
+                source: e,
+            },
         }
     }
 }
@@ -652,7 +758,10 @@ mod tests {
     #[test]
     fn commit_is_idempotent_by_identity() {
         let mut s = SqliteStore::in_memory().unwrap();
-        let b = Batch { occurrences: vec![occ("h:1", 10), occ("h:2", 20)], ..Default::default() };
+        let b = Batch {
+            occurrences: vec![occ("h:1", 10), occ("h:2", 20)],
+            ..Default::default()
+        };
         assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0, 1]);
         assert_eq!(s.commit(&b).unwrap().new_occurrences, Vec::<usize>::new());
         assert_eq!(s.occurrences("R").unwrap().len(), 2);
@@ -668,8 +777,16 @@ mod tests {
             count,
             max_time: Timestamp::from_second(3700).unwrap(),
         };
-        s.commit(&Batch { coverage: vec![cell("a", 5)], ..Default::default() }).unwrap();
-        s.commit(&Batch { coverage: vec![cell("a", 5), cell("b", 2)], ..Default::default() }).unwrap();
+        s.commit(&Batch {
+            coverage: vec![cell("a", 5)],
+            ..Default::default()
+        })
+        .unwrap();
+        s.commit(&Batch {
+            coverage: vec![cell("a", 5), cell("b", 2)],
+            ..Default::default()
+        })
+        .unwrap();
         let c = s.coverage("R", None).unwrap();
         assert_eq!(c.events, 7);
         assert_eq!(c.last, Some(Timestamp::from_second(3700).unwrap()));
@@ -687,18 +804,32 @@ mod tests {
             count: 1,
             due: t,
         };
-        let row = (d, DeliveryStatus::Pending, vec!["console".to_string(), "hook".to_string()], vec![]);
-        assert_eq!(s.add_intents(std::slice::from_ref(&row), t).unwrap().len(), 1);
+        let row = (
+            d,
+            DeliveryStatus::Pending,
+            vec!["console".to_string(), "hook".to_string()],
+            vec![],
+        );
+        assert_eq!(
+            s.add_intents(std::slice::from_ref(&row), t).unwrap().len(),
+            1
+        );
         assert_eq!(s.add_intents(&[row], t).unwrap().len(), 0);
         assert_eq!(s.due_deliveries(t).unwrap().len(), 2);
         let mut del = s.deliveries(Some("R/x/0")).unwrap()[0].clone();
         del.status = DeliveryStatus::Sent;
         s.update_delivery(&del).unwrap();
-        assert_eq!(s.intent("R/x/0").unwrap().unwrap().status, DeliveryStatus::Pending);
+        assert_eq!(
+            s.intent("R/x/0").unwrap().unwrap().status,
+            DeliveryStatus::Pending
+        );
         let mut del = s.deliveries(Some("R/x/0")).unwrap()[1].clone();
         del.status = DeliveryStatus::Sent;
         s.update_delivery(&del).unwrap();
-        assert_eq!(s.intent("R/x/0").unwrap().unwrap().status, DeliveryStatus::Sent);
+        assert_eq!(
+            s.intent("R/x/0").unwrap().unwrap().status,
+            DeliveryStatus::Sent
+        );
     }
 
     #[test]
@@ -707,12 +838,19 @@ mod tests {
         let p = dir.path().join("sub/state.db");
         {
             let mut s = SqliteStore::open(&p).unwrap();
-            s.commit(&Batch { occurrences: vec![occ("h:1", 1)], ..Default::default() }).unwrap();
+            s.commit(&Batch {
+                occurrences: vec![occ("h:1", 1)],
+                ..Default::default()
+            })
+            .unwrap();
         }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let s = SqliteStore::open(&p).unwrap();
         assert_eq!(s.occurrences("R").unwrap().len(), 1);
@@ -725,7 +863,8 @@ mod tests {
         let p = dir.path().join("state.db");
         drop(SqliteStore::open(&p).unwrap());
         let c = Connection::open(&p).unwrap();
-        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         drop(c);
         let e = SqliteStore::open(&p).err().unwrap();
         assert!(matches!(e, StoreError::TooNew { .. }), "{e}");
@@ -752,7 +891,13 @@ mod tests {
         holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let mut s = SqliteStore::open(&p).unwrap();
         s.conn.busy_timeout(Duration::from_millis(100)).unwrap();
-        let e = s.commit(&Batch { occurrences: vec![occ("h:1", 1)], ..Default::default() }).err().unwrap();
+        let e = s
+            .commit(&Batch {
+                occurrences: vec![occ("h:1", 1)],
+                ..Default::default()
+            })
+            .err()
+            .unwrap();
         assert!(matches!(e, StoreError::Locked { .. }), "{e}");
         assert!(e.to_string().contains("locked by another recur process"));
     }
@@ -778,10 +923,25 @@ mod tests {
     #[test]
     fn prune_keeps_pending_notifications() {
         let mut s = SqliteStore::in_memory().unwrap();
-        s.commit(&Batch { occurrences: vec![occ("h:1", 10), occ("h:2", 5000)], ..Default::default() }).unwrap();
+        s.commit(&Batch {
+            occurrences: vec![occ("h:1", 10), occ("h:2", 5000)],
+            ..Default::default()
+        })
+        .unwrap();
         let t = Timestamp::from_second(10).unwrap();
-        let d = IntentDraft { remediation: "R".into(), kind: IntentKind::Open, key: "k".into(), episode_start: t, count: 1, due: t };
-        s.add_intents(&[(d, DeliveryStatus::Pending, vec!["console".into()], vec![])], t).unwrap();
+        let d = IntentDraft {
+            remediation: "R".into(),
+            kind: IntentKind::Open,
+            key: "k".into(),
+            episode_start: t,
+            count: 1,
+            due: t,
+        };
+        s.add_intents(
+            &[(d, DeliveryStatus::Pending, vec!["console".into()], vec![])],
+            t,
+        )
+        .unwrap();
         let st = s.prune(Timestamp::from_second(100).unwrap()).unwrap();
         assert_eq!(st.occurrences, 1);
         assert_eq!(st.intents, 0);

@@ -117,7 +117,10 @@ pub fn episodes(times: &[Timestamp], alert: &Alert) -> Vec<Episode> {
 
 /// The stable key of a notification.
 pub fn intent_key(remediation: &str, episode_start: Timestamp, number: usize) -> String {
-    format!("{remediation}/{}/{number}", episode_start.strftime("%Y%m%dT%H%M%S%.fZ"))
+    format!(
+        "{remediation}/{}/{number}",
+        episode_start.strftime("%Y%m%dT%H%M%S%.fZ")
+    )
 }
 
 /// The notifications an episode list calls for: one `open` each, plus their reminders.
@@ -182,7 +185,10 @@ mod tests {
         assert_eq!(eps[0].count, 21);
         assert_eq!(eps[0].reminders, vec![(t(6, 0), 19)]);
         let intents = intents_for("R", &eps);
-        assert_eq!(intents.iter().map(|i| i.kind).collect::<Vec<_>>(), [IntentKind::Open, IntentKind::Reminder]);
+        assert_eq!(
+            intents.iter().map(|i| i.kind).collect::<Vec<_>>(),
+            [IntentKind::Open, IntentKind::Reminder]
+        );
         assert!(intents[1].key.ends_with("/1"));
     }
 

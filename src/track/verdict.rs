@@ -54,7 +54,9 @@ pub fn verdict(
             if recurrences > 0 {
                 return Verdict::Recurring;
             }
-            let Some(fixed_at) = rule.fix.fixed_at else { return Verdict::Holding };
+            let Some(fixed_at) = rule.fix.fixed_at else {
+                return Verdict::Holding;
+            };
             match last_in_scope {
                 Some(t) if t >= fixed_at + rule.fix.verify => Verdict::Verified,
                 _ => Verdict::Holding,

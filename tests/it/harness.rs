@@ -14,7 +14,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -109,7 +111,11 @@ impl Cmd {
     /// Runs to completion.
     pub fn run(mut self) -> Outcome {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        self.cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut child = self.cmd.spawn().expect("spawn recur");
         if let Some(data) = self.stdin.take() {
             let mut sin = child.stdin.take().unwrap();
@@ -137,22 +143,35 @@ pub struct Outcome {
 impl Outcome {
     /// Asserts the exit code, showing both streams on failure.
     pub fn code(self, want: i32) -> Self {
-        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Parses stdout as one JSON document.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 /// Whether the tests run as root (permission bits do not apply to root).
 pub fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
-/// Lets an unprivileged user enter and read a workspace (for `as_nobody` runs).
+/// Lets an unprivileged user enter and read a workspace (for `run_as_nobody` runs).
 pub fn open_up(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
@@ -182,7 +201,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 impl Cmd {
     /// Runs as the unprivileged `nobody` user (the tests themselves run as root in CI).
-    pub fn as_nobody(mut self) -> Self {
+    pub fn run_as_nobody(mut self) -> Self {
         use std::os::unix::process::CommandExt;
         self.cmd.uid(65534).gid(65534);
         self

@@ -22,13 +22,28 @@ _line = { contains = "text NO_TOKEN" }
 "#;
 
 fn scan_json(ws: &Workspace, paths: &[&str]) -> serde_json::Value {
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify"]).args(paths).run();
-    assert!(out.code == 0 || out.code == 1, "exit {}\n{}\n{}", out.code, out.stdout, out.stderr);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "--no-notify"])
+        .args(paths)
+        .run();
+    assert!(
+        out.code == 0 || out.code == 1,
+        "exit {}\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
     out.json()
 }
 
 fn rem<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    doc["remediations"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()
+    doc["remediations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap()
 }
 
 fn gz(data: &[u8]) -> Vec<u8> {
@@ -52,7 +67,10 @@ fn shipped_examples_show_the_recurrence() {
     assert_eq!(r["verdict"], "recurring");
     assert_eq!(r["recurrences"], 6);
     assert_eq!(r["before_fix"], 15);
-    assert_eq!(rem(&doc, "GATEWAY_AUTH_UPSTREAM_TIMEOUT_002")["verdict"], "verified");
+    assert_eq!(
+        rem(&doc, "GATEWAY_AUTH_UPSTREAM_TIMEOUT_002")["verdict"],
+        "verified"
+    );
     assert_eq!(rem(&doc, "PAYMENTS_WORKER_OOM_003")["occurrences"], 4);
     assert_eq!(doc["inputs"]["files"], 3);
     assert_eq!(doc["inputs"]["invalid"], 0);
@@ -61,20 +79,28 @@ fn shipped_examples_show_the_recurrence() {
 /// Every input format: (file name, bytes, expected recurrences).
 fn format_cases() -> Vec<(&'static str, Vec<u8>, u64)> {
     let jsonl = concat!(
-        r#"{"timestamp":"2025-09-10T08:00:00Z","error_code":"NO_TOKEN"}"#, "\n",
-        r#"{ "error_code" : "NO_TOKEN" , "timestamp" : "2025-09-10T08:00:01Z" }"#, "\n",
-        r#"{"timestamp":"2025-09-10T08:00:02Z","error_code":"\u004eO_TOKEN"}"#, "\n",
-        r#"{"timestamp":"2025-09-10T08:00:03Z","error_code":"NO_TOKEN_SCOPE","note":"NO_TOKEN"}"#, "\n",
-        r#"{"timestamp":"2025-09-10T08:00:04Z","err":{"code":"NO_TOKEN"}}"#, "\n",
+        r#"{"timestamp":"2025-09-10T08:00:00Z","error_code":"NO_TOKEN"}"#,
+        "\n",
+        r#"{ "error_code" : "NO_TOKEN" , "timestamp" : "2025-09-10T08:00:01Z" }"#,
+        "\n",
+        r#"{"timestamp":"2025-09-10T08:00:02Z","error_code":"\u004eO_TOKEN"}"#,
+        "\n",
+        r#"{"timestamp":"2025-09-10T08:00:03Z","error_code":"NO_TOKEN_SCOPE","note":"NO_TOKEN"}"#,
+        "\n",
+        r#"{"timestamp":"2025-09-10T08:00:04Z","err":{"code":"NO_TOKEN"}}"#,
+        "\n",
     );
     let array = "[\n  {\n    \"timestamp\": \"2025-09-10T08:00:00Z\",\n    \"error_code\": \"NO_TOKEN\"\n  },\n  {\"timestamp\": \"2025-09-10T08:00:01Z\", \"error_code\": \"OTHER\"}\n]\n";
     let gcp = r#"[{"insertId":"a1","jsonPayload":{"error_code":"NO_TOKEN"},"timestamp":"2025-09-10T08:00:00Z","severity":"ERROR","logName":"projects/p/logs/x","resource":{"type":"cloud_run_revision","labels":{"service_name":"ws"}}},
  {"insertId":"a2","textPayload":"boom text NO_TOKEN here","timestamp":"2025-09-10T08:00:01Z","logName":"projects/p/logs/x"},
  {"insertId":"a3","jsonPayload":{"error_code":"OK"},"timestamp":"2025-09-10T08:00:02Z","logName":"projects/p/logs/x"}]"#;
     let docker = concat!(
-        r#"{"log":"{\"error_code\":\"NO_TOKEN\",\"ts\":\"2025-09-10T08:00:00Z\"}\n","stream":"stderr","time":"2025-09-10T08:00:00.1Z"}"#, "\n",
-        r#"{"log":"plain text NO_TOKEN line\n","stream":"stdout","time":"2025-09-10T08:00:01Z"}"#, "\n",
-        r#"{"log":"other\n","stream":"stdout","time":"2025-09-10T08:00:02Z"}"#, "\n",
+        r#"{"log":"{\"error_code\":\"NO_TOKEN\",\"ts\":\"2025-09-10T08:00:00Z\"}\n","stream":"stderr","time":"2025-09-10T08:00:00.1Z"}"#,
+        "\n",
+        r#"{"log":"plain text NO_TOKEN line\n","stream":"stdout","time":"2025-09-10T08:00:01Z"}"#,
+        "\n",
+        r#"{"log":"other\n","stream":"stdout","time":"2025-09-10T08:00:02Z"}"#,
+        "\n",
     );
     let cri = concat!(
         "2025-09-10T08:00:00.000000001Z stdout P {\"error_co\n",
@@ -86,7 +112,9 @@ fn format_cases() -> Vec<(&'static str, Vec<u8>, u64)> {
     let text = "2025-09-10T08:00:00Z ERROR text NO_TOKEN seen\n2025-09-10 10:00:01+02:00 ERROR text NO_TOKEN again\nno time text NO_TOKEN\n";
     let crlf = "\u{feff}{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\r\n{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}";
     let mut multi = gz(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
-    multi.extend(gz(b"{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n"));
+    multi.extend(gz(
+        b"{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n",
+    ));
     let zst = zstd::encode_all(jsonl.as_bytes(), 3).unwrap();
     vec![
         ("app.jsonl", jsonl.as_bytes().to_vec(), 4),
@@ -109,7 +137,11 @@ fn every_input_format_matches_the_same_rule() {
         ws.rule("r", NO_TOKEN_RULE);
         ws.write(&format!("logs/{name}"), &bytes);
         let doc = scan_json(&ws, &["logs"]);
-        assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], want, "{name}: {doc:#}");
+        assert_eq!(
+            rem(&doc, "NO_TOKEN_TEST")["recurrences"],
+            want,
+            "{name}: {doc:#}"
+        );
         assert_eq!(doc["inputs"]["invalid"], 0, "{name}: {doc:#}");
     }
 }
@@ -118,10 +150,10 @@ fn every_input_format_matches_the_same_rule() {
 fn directories_globs_and_stdin() {
     let ws = Workspace::new();
     ws.rule("r", NO_TOKEN_RULE);
-    let line = "{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":N}\n";
-    ws.write("logs/a/one.jsonl", line.replace('N', "1"));
-    ws.write("logs/a/b/c/two.jsonl", line.replace('N', "2"));
-    ws.write("logs/three.log", line.replace('N', "3"));
+    let line = "{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":#}\n";
+    ws.write("logs/a/one.jsonl", line.replace('#', "1"));
+    ws.write("logs/a/b/c/two.jsonl", line.replace('#', "2"));
+    ws.write("logs/three.log", line.replace('#', "3"));
     let doc = scan_json(&ws, &["logs"]);
     assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 3);
     let doc = scan_json(&ws, &["logs/a/*.jsonl", "logs/*.log"]);
@@ -129,7 +161,7 @@ fn directories_globs_and_stdin() {
     let out = ws
         .recur()
         .args(["scan", "--no-state", "--format", "json", "--no-notify", "-"])
-        .stdin(line.replace('N', "9"))
+        .stdin(line.replace('#', "9"))
         .run()
         .code(1);
     assert_eq!(rem(&out.json(), "NO_TOKEN_TEST")["recurrences"], 1);
@@ -216,7 +248,10 @@ error_code = "NO_TOKEN"
     let doc = scan_json(&ws, &["e.jsonl"]);
     let r = rem(&doc, "SCOPED");
     assert_eq!(r["before_fix"], 1);
-    assert_eq!(r["recurrences"], 1, "an event exactly at fixed_at is a recurrence");
+    assert_eq!(
+        r["recurrences"], 1,
+        "an event exactly at fixed_at is a recurrence"
+    );
     assert_eq!(r["first_seen"], "2025-09-08T20:00:00Z");
     assert_eq!(r["last_seen"], "2025-09-08T23:30:00Z");
     assert_eq!(r["verdict"], "recurring");
@@ -227,12 +262,38 @@ error_code = "NO_TOKEN"
 fn verdicts_holding_verified_open_overdue() {
     let ws = Workspace::new();
     let base = |id: &str, fix: &str| {
-        format!("id = \"{id}\"\ntitle = \"t\"\nowner = \"o@example.com\"\nanalysis = \"https://x\"\n[fix]\n{fix}\n[scope]\nenv = \"staging\"\n[[signature]]\ncode = \"BOOM\"\n")
+        format!(
+            "id = \"{id}\"\ntitle = \"t\"\nowner = \"o@example.com\"\nanalysis = \"https://x\"\n[fix]\n{fix}\n[scope]\nenv = \"staging\"\n[[signature]]\ncode = \"BOOM\"\n"
+        )
     };
-    ws.rule("a", &base("HOLDING", "status = \"fixed\"\nfixed_at = \"2025-09-10T00:00:00Z\"\nverify = \"24h\""));
-    ws.rule("b", &base("VERIFIED", "status = \"fixed\"\nfixed_at = \"2025-09-08T00:00:00Z\"\nverify = \"24h\""));
-    ws.rule("c", &base("OPEN", "status = \"open\"\ndeadline = \"2999-01-01T00:00:00Z\""));
-    ws.rule("d", &base("OVERDUE", "status = \"open\"\ndeadline = \"2020-01-01T00:00:00Z\""));
+    ws.rule(
+        "a",
+        &base(
+            "HOLDING",
+            "status = \"fixed\"\nfixed_at = \"2025-09-10T00:00:00Z\"\nverify = \"24h\"",
+        ),
+    );
+    ws.rule(
+        "b",
+        &base(
+            "VERIFIED",
+            "status = \"fixed\"\nfixed_at = \"2025-09-08T00:00:00Z\"\nverify = \"24h\"",
+        ),
+    );
+    ws.rule(
+        "c",
+        &base(
+            "OPEN",
+            "status = \"open\"\ndeadline = \"2999-01-01T00:00:00Z\"",
+        ),
+    );
+    ws.rule(
+        "d",
+        &base(
+            "OVERDUE",
+            "status = \"open\"\ndeadline = \"2020-01-01T00:00:00Z\"",
+        ),
+    );
     ws.write(
         "e.jsonl",
         [
@@ -241,9 +302,18 @@ fn verdicts_holding_verified_open_overdue() {
         ]
         .join("\n"),
     );
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "e.jsonl"]).run().code(0);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "e.jsonl"])
+        .run()
+        .code(0);
     let doc = out.json();
-    for (id, v) in [("HOLDING", "holding"), ("VERIFIED", "verified"), ("OPEN", "open"), ("OVERDUE", "overdue")] {
+    for (id, v) in [
+        ("HOLDING", "holding"),
+        ("VERIFIED", "verified"),
+        ("OPEN", "open"),
+        ("OVERDUE", "overdue"),
+    ] {
         assert_eq!(rem(&doc, id)["verdict"], v, "{id}");
     }
 }
@@ -255,26 +325,42 @@ fn bad_lines_are_counted_reported_and_skipped() {
     let good = b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n";
     let mut data = Vec::new();
     data.extend_from_slice(good);
-    data.extend_from_slice(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"\n"); // 2: truncated
+    data.extend_from_slice(
+        b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"\n",
+    ); // 2: truncated
     data.extend_from_slice(b"{\"error_code\":\"NO_TOKEN\",}\n"); // 3: malformed, a candidate
     data.extend_from_slice(b"{\"error_code\":\"NO_TOKEN\xff\xfe\"}\n"); // 4: invalid UTF-8
     data.extend_from_slice(b"{\"a\":\"\0\0\"}\n"); // 5: NUL
-    data.extend_from_slice(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x00, 0x01, 0xff, b'\n']); // 6: binary
+    // 6 and 7: binary garbage (its CR LF cuts it into two records).
+    data.extend_from_slice(&[
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x00, 0x01, 0xff, b'\n',
+    ]);
     data.extend_from_slice(good);
     ws.write("bad.jsonl", &data);
     ws.write("empty.log", b"");
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "."]).run().code(1);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "--no-notify", "."])
+        .run()
+        .code(1);
     let doc = out.json();
-    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1, "the two good lines are one event (same bytes)");
-    assert_eq!(doc["inputs"]["invalid"], 5, "{doc:#}");
+    assert_eq!(
+        rem(&doc, "NO_TOKEN_TEST")["recurrences"],
+        1,
+        "the two good lines are one event (same bytes)"
+    );
+    assert_eq!(doc["inputs"]["invalid"], 6, "{doc:#}");
     assert_eq!(doc["errors"].as_array().unwrap().len(), 0);
     let warnings = doc["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "one summary per file: {warnings:?}");
     assert_eq!(warnings[0]["path"], "./bad.jsonl");
     assert_eq!(warnings[0]["line"], 2);
     let msg = warnings[0]["message"].as_str().unwrap();
-    assert!(msg.contains("5 invalid records"), "{msg}");
-    assert!(msg.contains("malformed JSON") && msg.contains("invalid UTF-8") && msg.contains("NUL"), "{msg}");
+    assert!(msg.contains("6 invalid records"), "{msg}");
+    assert!(
+        msg.contains("malformed JSON") && msg.contains("invalid UTF-8") && msg.contains("NUL"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -284,12 +370,16 @@ fn a_huge_line_is_skipped_with_bounded_memory() {
     let path = ws.join("huge.jsonl");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        f.write_all(b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"pad\":\"").unwrap();
+        f.write_all(
+            b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"pad\":\"",
+        )
+        .unwrap();
         let chunk = vec![b'x'; 1 << 20];
         for _ in 0..100 {
             f.write_all(&chunk).unwrap();
         }
-        f.write_all(b"\"}\n{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n").unwrap();
+        f.write_all(b"\"}\n{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n")
+            .unwrap();
     }
     let doc = scan_json(&ws, &["huge.jsonl"]);
     assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
@@ -305,19 +395,41 @@ fn truncated_gzip_keeps_partial_results_and_exits_2() {
     ws.rule("r", NO_TOKEN_RULE);
     let mut plain = Vec::new();
     for i in 0..20_000 {
-        plain.extend(format!("{{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":{i}}}\n").bytes());
+        plain.extend(
+            format!(
+                "{{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"n\":{i}}}\n"
+            )
+            .bytes(),
+        );
     }
     let full = gz(&plain);
     ws.write("logs/cut.jsonl.gz", &full[..full.len() / 2]);
-    ws.write("logs/ok.jsonl", b"{\"timestamp\":\"2025-09-10T09:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "logs"]).run().code(2);
+    ws.write(
+        "logs/ok.jsonl",
+        b"{\"timestamp\":\"2025-09-10T09:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n",
+    );
+    let out = ws
+        .recur()
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "json",
+            "--no-notify",
+            "logs",
+        ])
+        .run()
+        .code(2);
     let doc = out.json();
     let n = rem(&doc, "NO_TOKEN_TEST")["recurrences"].as_u64().unwrap();
     assert!(n > 1 && n < 20_001, "partial results kept: {n}");
     let errors = doc["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["path"], "logs/cut.jsonl.gz");
-    assert!(errors[0]["message"].as_str().unwrap().contains("truncated"), "{errors:?}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("truncated"),
+        "{errors:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -325,15 +437,31 @@ fn truncated_gzip_keeps_partial_results_and_exits_2() {
 fn symlink_loop_and_missing_paths_are_errors_but_the_scan_completes() {
     let ws = Workspace::new();
     ws.rule("r", NO_TOKEN_RULE);
-    ws.write("logs/a.jsonl", b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    ws.write(
+        "logs/a.jsonl",
+        b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n",
+    );
     std::os::unix::fs::symlink(ws.join("logs"), ws.join("logs/loop")).unwrap();
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "logs", "nope.log"]).run().code(2);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "logs", "nope.log"])
+        .run()
+        .code(2);
     let doc = out.json();
     assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
-    let msgs: Vec<String> = doc["errors"].as_array().unwrap().iter().map(|e| e.to_string()).collect();
+    let msgs: Vec<String> = doc["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("symlink loop")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("nope.log") && m.contains("no such file")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("nope.log") && m.contains("no such file")),
+        "{msgs:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -342,21 +470,29 @@ fn unreadable_file_is_an_error_entry_and_exit_2() {
     use std::os::unix::fs::PermissionsExt;
     let ws = Workspace::new();
     ws.rule("r", NO_TOKEN_RULE);
-    ws.write("logs/a.jsonl", b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n");
+    ws.write(
+        "logs/a.jsonl",
+        b"{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n",
+    );
     let secret = ws.write("logs/secret.jsonl", b"{\"error_code\":\"NO_TOKEN\"}\n");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let mut cmd = ws.recur().args(["scan", "--no-state", "--format", "json", "logs"]);
+    let mut cmd = ws
+        .recur()
+        .args(["scan", "--no-state", "--format", "json", "logs"]);
     if crate::harness::is_root() {
         // Root reads anything: run as an unprivileged user so permissions apply.
         crate::harness::open_up(ws.path());
-        cmd = cmd.as_nobody();
+        cmd = cmd.run_as_nobody();
     }
     let out = cmd.run().code(2);
     let doc = out.json();
     assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
     let e = &doc["errors"][0];
     assert_eq!(e["path"], "logs/secret.jsonl");
-    assert!(e["message"].as_str().unwrap().contains("permission denied"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("permission denied"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -376,7 +512,18 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
     for (threads, chunk) in [("1", "1000000000"), ("4", "4096"), ("2", "777")] {
         let out = ws
             .recur()
-            .args(["scan", "--no-state", "--format", "json", "--no-notify", "--threads", threads, "--chunk-bytes", chunk, "big.jsonl"])
+            .args([
+                "scan",
+                "--no-state",
+                "--format",
+                "json",
+                "--no-notify",
+                "--threads",
+                threads,
+                "--chunk-bytes",
+                chunk,
+                "big.jsonl",
+            ])
             .run()
             .code(1);
         let mut doc = out.json();
@@ -396,27 +543,68 @@ fn since_and_until_in_event_time() {
     ws.write(
         "e.jsonl",
         (0..10)
-            .map(|h| format!("{{\"timestamp\":\"2025-09-10T{h:02}:00:00Z\",\"error_code\":\"NO_TOKEN\"}}"))
+            .map(|h| {
+                format!(
+                    "{{\"timestamp\":\"2025-09-10T{h:02}:00:00Z\",\"error_code\":\"NO_TOKEN\"}}"
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     );
     let run = |extra: &[&str]| {
-        let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify"]).args(extra).arg("e.jsonl").run();
-        rem(&out.json(), "NO_TOKEN_TEST")["recurrences"].as_u64().unwrap()
+        let out = ws
+            .recur()
+            .args(["scan", "--no-state", "--format", "json", "--no-notify"])
+            .args(extra)
+            .arg("e.jsonl")
+            .run();
+        rem(&out.json(), "NO_TOKEN_TEST")["recurrences"]
+            .as_u64()
+            .unwrap()
     };
     assert_eq!(run(&["--since", "2025-09-10T05:00:00Z"]), 5);
     assert_eq!(run(&["--until", "2025-09-10T05:00:00Z"]), 5);
-    assert_eq!(run(&["--since", "3h"]), 4, "a duration back from the newest event (09:00)");
-    assert_eq!(run(&["--since", "2025-09-10T02:00:00+02:00", "--until", "2025-09-10T03:00:00Z"]), 3);
+    assert_eq!(
+        run(&["--since", "3h"]),
+        4,
+        "a duration back from the newest event (09:00)"
+    );
+    assert_eq!(
+        run(&[
+            "--since",
+            "2025-09-10T02:00:00+02:00",
+            "--until",
+            "2025-09-10T03:00:00Z"
+        ]),
+        3
+    );
 }
 
 #[test]
 fn human_output_names_verdicts_owner_and_analysis() {
     let ws = Workspace::new();
     ws.shipped_rules();
-    let out = ws.recur().args(["scan", "--no-state", "--no-notify", "--color", "never"]).arg(repo().join("examples/logs")).run().code(1);
-    for needle in ["REMEDIATION", "VERDICT", "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001", "recurring", "auth-oncall@example.com", "https://docs.example.com/incidents/WEBSOCKET_AUTH_NO_TOKEN_FIVE_WHYS_ANALYSIS_20250908.md", "verified", "overdue"] {
-        assert!(out.stdout.contains(needle), "missing {needle}:\n{}", out.stdout);
+    let out = ws
+        .recur()
+        .args(["scan", "--no-state", "--no-notify", "--color", "never"])
+        .arg(repo().join("examples/logs"))
+        .run()
+        .code(1);
+    for needle in [
+        "REMEDIATION",
+        "VERDICT",
+        "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001",
+        "recurring",
+        "auth-oncall@example.com",
+        "https://docs.example.com/incidents/WEBSOCKET_AUTH_NO_TOKEN_FIVE_WHYS_ANALYSIS_20250908.md",
+        "verified",
+        "overdue",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle}:\n{}",
+            out.stdout
+        );
     }
     assert!(!out.stdout.contains('\u{1b}'));
 }
@@ -454,6 +642,17 @@ code = "BOOM"
         ]
         .join("\n"),
     );
-    let out = ws.recur().args(["scan", "--no-state", "--format", "json", "--no-notify", "e.jsonl"]).run().code(1);
+    let out = ws
+        .recur()
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "json",
+            "--no-notify",
+            "e.jsonl",
+        ])
+        .run()
+        .code(1);
     insta::assert_json_snapshot!(out.json(), { ".inputs.seconds" => "[seconds]" });
 }

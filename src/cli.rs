@@ -58,6 +58,9 @@ pub enum Command {
     Check(RulesArgs),
     /// Run every rule's [[example]] lines and report pass/fail.
     Test(RulesArgs),
+    /// Maintain the state database.
+    #[command(subcommand)]
+    State(mode::state::StateCommand),
 }
 
 /// Flags of `check` and `test`.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 .or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
             mode::check::run(&a.rules, config.as_deref(), color_err, &mut out, &mut err)
         }
+        Command::State(c) => mode::state::run(c, color_err, &mut out, &mut err),
         Command::Test(a) => {
             let config = a
                 .config

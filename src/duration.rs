@@ -84,7 +84,13 @@ pub fn format_duration(d: SignedDuration) -> String {
         };
     }
     let mut parts = Vec::new();
-    for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
+    // Under two days, hours read better than "1d 6h" (and "24h" stays "24h", as rules say it).
+    let units: &[(&str, u64)] = if secs >= 2 * 86_400 {
+        &[("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)]
+    } else {
+        &[("h", 3_600), ("m", 60), ("s", 1)]
+    };
+    for &(unit, size) in units {
         if secs >= size {
             parts.push(format!("{}{unit}", secs / size));
             secs %= size;
@@ -155,7 +161,9 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(format_duration(SignedDuration::from_mins(90)), "1h 30m");
-        assert_eq!(format_duration(SignedDuration::from_hours(30)), "1d 6h");
+        assert_eq!(format_duration(SignedDuration::from_hours(30)), "30h");
+        assert_eq!(format_duration(SignedDuration::from_hours(24)), "24h");
+        assert_eq!(format_duration(SignedDuration::from_hours(50)), "2d 2h");
         assert_eq!(format_duration(SignedDuration::ZERO), "0s");
     }
 }

@@ -3,5 +3,6 @@
 pub mod check;
 pub mod common;
 pub mod scan;
+pub mod state;
 pub mod status;
 pub mod test;

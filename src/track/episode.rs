@@ -23,6 +23,8 @@ pub struct Episode {
     pub last_seen: Timestamp,
     /// Recurrences in the episode (from the opening window on).
     pub count: u64,
+    /// Recurrences in the window when it opened (at least `threshold`).
+    pub opened_count: u64,
     /// Reminder times (the recurrence that made each due).
     pub reminders: Vec<(Timestamp, u64)>,
 }
@@ -103,6 +105,7 @@ pub fn episodes(times: &[Timestamp], alert: &Alert) -> Vec<Episode> {
                 first_seen: *window.front().unwrap(),
                 last_seen: t,
                 count: window.len() as u64,
+                opened_count: window.len() as u64,
                 reminders: Vec::new(),
             };
             open = Some((ep, t));
@@ -132,7 +135,8 @@ pub fn intents_for(remediation: &str, eps: &[Episode]) -> Vec<IntentDraft> {
             kind: IntentKind::Open,
             key: intent_key(remediation, ep.start, 0),
             episode_start: ep.start,
-            count: ep.count.min(ep.reminders.first().map_or(u64::MAX, |r| r.1)),
+            // The count when it opened: the same however the inputs were split across runs.
+            count: ep.opened_count,
             due: ep.start,
         });
         for (n, (at, count)) in ep.reminders.iter().enumerate() {

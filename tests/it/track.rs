@@ -1,0 +1,558 @@
+//! Tracking through the binary: state, episodes, verdicts, idempotent and cumulative runs.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::harness::{Workspace, is_root, open_up};
+
+/// The fix time of the scenario rule.
+const T: &str = "2025-09-08T23:30:00Z";
+
+fn t0() -> Timestamp {
+    T.parse().unwrap()
+}
+
+/// A rule fixed at `T` in staging with the given `[alert]` body.
+fn rule(alert: &str) -> String {
+    format!(
+        r#"
+id = "R1"
+title = "NO_TOKEN"
+owner = "auth@example.com"
+analysis = "https://docs.example.com/a.md"
+[fix]
+status = "fixed"
+fixed_at = "{T}"
+verify = "24h"
+[scope]
+environment = "staging"
+[[signature]]
+error_code = "NO_TOKEN"
+[alert]
+{alert}
+"#
+    )
+}
+
+/// JSON lines for events at minute offsets from `T`: (minutes, is_error).
+fn events(evs: &[(i64, bool)]) -> String {
+    let mut s = String::new();
+    for (i, (m, err)) in evs.iter().enumerate() {
+        let t = t0() + SignedDuration::from_mins(*m);
+        let code = if *err { "NO_TOKEN" } else { "OK" };
+        s.push_str(&format!("{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"e{i}-{m}\"}}\n"));
+    }
+    s
+}
+
+fn scan(ws: &Workspace, paths: &[&str]) -> serde_json::Value {
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "--no-notify"])
+        .args(paths)
+        .run();
+    assert!(
+        out.code == 0 || out.code == 1,
+        "exit {}\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
+    out.json()
+}
+
+fn r1(doc: &serde_json::Value) -> &serde_json::Value {
+    doc["remediations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "R1")
+        .unwrap()
+}
+
+#[test]
+fn quiet_day_after_the_fix_is_verified_half_a_day_is_holding() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write(
+        "half.jsonl",
+        events(&(0..=12).map(|h| (h * 60, false)).collect::<Vec<_>>()),
+    );
+    let doc = scan(&ws, &["half.jsonl"]);
+    assert_eq!(r1(&doc)["verdict"], "holding");
+    assert_eq!(r1(&doc)["quiet"], "12h");
+    assert!(
+        r1(&doc)["progress"]
+            .as_str()
+            .unwrap()
+            .starts_with("12h of 24h quiet, 13 in-scope events"),
+        "{}",
+        r1(&doc)["progress"]
+    );
+    ws.write(
+        "rest.jsonl",
+        events(&(13..=25).map(|h| (h * 60, false)).collect::<Vec<_>>()),
+    );
+    let doc = scan(&ws, &["half.jsonl", "rest.jsonl"]);
+    assert_eq!(r1(&doc)["verdict"], "verified");
+    assert_eq!(
+        doc["inputs"]["skipped"], 1,
+        "half.jsonl was already scanned"
+    );
+}
+
+#[test]
+fn recurrence_at_t_plus_30h_is_one_episode_and_one_intent() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write(
+        "a.jsonl",
+        events(&[(-60, true), (600, false), (30 * 60, true)]),
+    );
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "--no-notify", "a.jsonl"])
+        .run()
+        .code(1);
+    let doc = out.json();
+    assert_eq!(r1(&doc)["before_fix"], 1);
+    assert_eq!(r1(&doc)["recurrences"], 1);
+    assert_eq!(r1(&doc)["episodes"], 1);
+    let n = doc["notifications"].as_array().unwrap();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0]["kind"], "open");
+    assert_eq!(n[0]["key"], "R1/20250910T053000Z/0");
+    assert_eq!(n[0]["episode_start"], "2025-09-10T05:30:00Z");
+}
+
+#[test]
+fn a_burst_is_one_episode() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("threshold = 3\nwindow = \"10m\""));
+    ws.write(
+        "a.jsonl",
+        events(&(0..10).map(|i| (120 + i * 3, true)).collect::<Vec<_>>()),
+    );
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(r1(&doc)["recurrences"], 10);
+    assert_eq!(r1(&doc)["episodes"], 1);
+    assert_eq!(doc["notifications"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        doc["notifications"][0]["count"], 3,
+        "opened when the third fell within the window"
+    );
+}
+
+#[test]
+fn below_threshold_no_episode_but_still_recurring() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("threshold = 3\nwindow = \"10m\""));
+    ws.write("a.jsonl", events(&[(60, true), (120, true), (180, true)]));
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "--no-notify", "a.jsonl"])
+        .run()
+        .code(1);
+    let doc = out.json();
+    assert_eq!(r1(&doc)["verdict"], "recurring");
+    assert_eq!(r1(&doc)["episodes"], 0);
+    assert!(doc["notifications"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn reminder_after_repeat_while_the_episode_lasts() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\"\nrepeat = \"6h\""));
+    // Every 30 minutes for 7 hours.
+    ws.write(
+        "a.jsonl",
+        events(&(0..=14).map(|i| (60 + i * 30, true)).collect::<Vec<_>>()),
+    );
+    let doc = scan(&ws, &["a.jsonl"]);
+    let kinds: Vec<_> = doc["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["open", "reminder"]);
+    assert_eq!(doc["notifications"][1]["key"], "R1/20250909T003000Z/1");
+    assert_eq!(r1(&doc)["episodes"], 1);
+}
+
+#[test]
+fn a_quiet_gap_starts_a_new_episode() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\""));
+    ws.write("a.jsonl", events(&[(60, true), (70, true), (600, true)]));
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(r1(&doc)["episodes"], 2);
+    assert_eq!(doc["notifications"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn moving_fixed_at_reclassifies_without_rescanning() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(-120, true), (-60, true), (60, true)]));
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(
+        (
+            r1(&doc)["before_fix"].as_u64(),
+            r1(&doc)["recurrences"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    // A new fix shipped two hours later: the recurrence at T+1h now precedes it.
+    ws.rule("r", &rule("").replace(T, "2025-09-09T01:30:00Z"));
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(doc["inputs"]["files"], 0, "nothing rescanned");
+    assert_eq!(
+        (
+            r1(&doc)["before_fix"].as_u64(),
+            r1(&doc)["recurrences"].as_u64()
+        ),
+        (Some(3), Some(0))
+    );
+    assert_eq!(r1(&doc)["verdict"], "holding");
+}
+
+#[test]
+fn running_the_same_scan_twice_changes_nothing() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write(
+        "a.jsonl",
+        events(&[(-60, true), (60, true), (61, true), (600, true)]),
+    );
+    let first = ws
+        .recur()
+        .args(["scan", "--format", "json", "a.jsonl"])
+        .run()
+        .code(1);
+    assert!(
+        first.stderr.contains("\"dedup_key\":\"R1/"),
+        "console notification:\n{}",
+        first.stderr
+    );
+    for flags in [&[][..], &["--rescan"][..]] {
+        let again = ws
+            .recur()
+            .args(["scan", "--format", "json"])
+            .args(flags)
+            .arg("a.jsonl")
+            .run()
+            .code(0);
+        let (a, b) = (first.json(), again.json());
+        assert_eq!(r1(&a)["recurrences"], r1(&b)["recurrences"]);
+        assert_eq!(r1(&a)["episodes"], r1(&b)["episodes"]);
+        assert!(b["notifications"].as_array().unwrap().is_empty());
+        assert_eq!(b["delivery"]["sent"], 0);
+        assert!(
+            !again.stderr.contains("dedup_key"),
+            "nothing re-notified:\n{}",
+            again.stderr
+        );
+    }
+}
+
+#[test]
+fn overlapping_exports_count_an_event_once() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    let all = events(&[(60, true), (120, true), (180, true), (240, true)]);
+    let lines: Vec<&str> = all.lines().collect();
+    ws.write("export-1.jsonl", lines[..3].join("\n"));
+    ws.write("export-2.jsonl", lines[1..].join("\n"));
+    let doc = scan(&ws, &["export-1.jsonl", "export-2.jsonl"]);
+    assert_eq!(r1(&doc)["recurrences"], 4);
+}
+
+#[test]
+fn first_run_over_history_is_capped_and_folded_into_a_digest() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\""));
+    // 12 episodes, a day apart.
+    ws.write(
+        "a.jsonl",
+        events(&(0..12).map(|d| (60 + d * 1440, true)).collect::<Vec<_>>()),
+    );
+    let out = ws
+        .recur()
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--max-notifications",
+            "5",
+            "a.jsonl",
+        ])
+        .run()
+        .code(1);
+    let doc = out.json();
+    let n = doc["notifications"].as_array().unwrap();
+    let kinds: Vec<&str> = n.iter().map(|x| x["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "open").count(), 12);
+    assert_eq!(kinds.iter().filter(|k| **k == "digest").count(), 1);
+    assert_eq!(
+        n.iter().filter(|x| x["status"] == "sent").count(),
+        6,
+        "5 episodes + 1 digest sent: {n:#?}"
+    );
+    assert_eq!(n.iter().filter(|x| x["status"] == "suppressed").count(), 7);
+    let again = ws
+        .recur()
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--max-notifications",
+            "5",
+            "--rescan",
+            "a.jsonl",
+        ])
+        .run()
+        .code(0);
+    assert!(again.json()["notifications"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn notify_since_records_old_episodes_without_notifying() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\""));
+    ws.write(
+        "a.jsonl",
+        events(&[(60, true), (60 + 1440, true), (60 + 2880, true)]),
+    );
+    let out = ws
+        .recur()
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--notify-since",
+            "2025-09-10T12:00:00Z",
+            "a.jsonl",
+        ])
+        .run()
+        .code(1);
+    let n = out.json()["notifications"].as_array().unwrap().clone();
+    let statuses: Vec<&str> = n.iter().map(|x| x["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["suppressed", "suppressed", "sent"]);
+}
+
+#[test]
+fn order_and_splitting_across_runs_do_not_matter() {
+    // A fixed pseudo-random timeline, split and ordered differently each time.
+    let evs: Vec<(i64, bool)> = (0..60)
+        .map(|i| ((i * 7919) % 3000 - 300, i % 3 != 0))
+        .collect();
+    let all = events(&evs);
+    let lines: Vec<&str> = all.lines().collect();
+    let reference = {
+        let ws = Workspace::new();
+        ws.rule(
+            "r",
+            &rule("threshold = 2\nwindow = \"2h\"\nrepeat = \"3h\""),
+        );
+        ws.write("all.jsonl", all.clone());
+        let doc = scan(&ws, &["all.jsonl"]);
+        r1(&doc).clone()
+    };
+    for (seed, parts) in [(1u64, 2usize), (7, 3), (42, 5)] {
+        let ws = Workspace::new();
+        ws.rule(
+            "r",
+            &rule("threshold = 2\nwindow = \"2h\"\nrepeat = \"3h\""),
+        );
+        let mut order: Vec<usize> = (0..lines.len()).collect();
+        let mut x = seed;
+        for i in (1..order.len()).rev() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let chunk = order.len().div_ceil(parts);
+        let mut last = None;
+        for (p, idxs) in order.chunks(chunk).enumerate().rev() {
+            let body: Vec<&str> = idxs.iter().map(|&i| lines[i]).collect();
+            let name = format!("part-{p}.jsonl");
+            ws.write(&name, body.join("\n"));
+            last = Some(scan(&ws, &[&name]));
+        }
+        let got = r1(last.as_ref().unwrap()).clone();
+        for k in [
+            "occurrences",
+            "before_fix",
+            "recurrences",
+            "episodes",
+            "first_seen",
+            "last_seen",
+            "verdict",
+        ] {
+            assert_eq!(
+                got[k], reference[k],
+                "{k} differs for seed {seed} in {parts} runs"
+            );
+        }
+        let status = ws.recur().args(["status", "--format", "json"]).run();
+        assert_eq!(r1(&status.json())["episodes"], reference["episodes"]);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_scan_killed_with_sigkill_is_completed_by_the_next_run() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\""));
+    let mut expected = 0u64;
+    for f in 0..40 {
+        let evs: Vec<(i64, bool)> = (0..400).map(|i| (f * 400 + i, i % 50 == 0)).collect();
+        expected += evs.iter().filter(|e| e.1).count() as u64;
+        ws.write(&format!("logs/{f:03}.jsonl"), events(&evs));
+    }
+    for delay_ms in [5u64, 40, 120] {
+        let _ = std::fs::remove_dir_all(ws.join(".recur"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+            .current_dir(ws.path())
+            .args(["scan", "--no-notify", "--threads", "1", "logs"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let doc = scan(&ws, &["logs"]);
+        assert_eq!(
+            r1(&doc)["recurrences"],
+            expected,
+            "after a kill at {delay_ms} ms"
+        );
+        let doc = scan(&ws, &["logs"]);
+        assert_eq!(r1(&doc)["recurrences"], expected);
+        assert_eq!(doc["inputs"]["files"], 0, "everything committed");
+    }
+}
+
+#[test]
+fn status_reads_the_store_and_reports_retired_rules() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.rule("other", &rule("").replace("\"R1\"", "\"R2\""));
+    ws.write("a.jsonl", events(&[(60, true)]));
+    scan(&ws, &["a.jsonl"]);
+    std::fs::remove_file(ws.join("rules/other.toml")).unwrap();
+    let out = ws
+        .recur()
+        .args(["status", "--format", "json"])
+        .run()
+        .code(1);
+    let doc = out.json();
+    assert_eq!(r1(&doc)["verdict"], "recurring");
+    assert_eq!(doc["retired"][0]["id"], "R2");
+    let human = ws
+        .recur()
+        .args(["status", "--color", "always"])
+        .run()
+        .code(1);
+    assert!(
+        human.stdout.contains("\u{1b}[1;31mrecurring"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("R2 (retired"), "{}", human.stdout);
+    assert!(human.stdout.contains("https://docs.example.com/a.md"));
+}
+
+#[test]
+fn status_exit_codes() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(60, false)]));
+    scan(&ws, &["a.jsonl"]);
+    ws.recur().args(["status"]).run().code(0);
+    ws.rule("x", "id = \"X\"\ntitle = \"t\"\nowner = \"o@x\"\nanalysis = \"https://x\"\n[fix]\nstatus = \"open\"\ndeadline = \"2020-01-01T00:00:00Z\"\n[[signature]]\ncode = \"X\"\n");
+    ws.recur().args(["status"]).run().code(1);
+}
+
+#[test]
+fn state_location_from_flag_env_and_prune() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(60, true)]));
+    ws.recur()
+        .args(["scan", "--no-notify", "--state", "custom/s.db", "a.jsonl"])
+        .run()
+        .code(1);
+    assert!(ws.join("custom/s.db").exists());
+    ws.recur()
+        .env("RECUR_STATE", "env.db")
+        .args(["scan", "--no-notify", "a.jsonl"])
+        .run()
+        .code(1);
+    assert!(ws.join("env.db").exists());
+    assert!(!ws.join(".recur").exists());
+    let out = ws
+        .recur()
+        .env("RECUR_STATE", "env.db")
+        .args(["state", "prune", "--older-than", "1d"])
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("pruned 1 occurrences"),
+        "{}",
+        out.stdout
+    );
+    let doc = ws
+        .recur()
+        .env("RECUR_STATE", "env.db")
+        .args(["status", "--format", "json"])
+        .run()
+        .json();
+    assert_eq!(r1(&doc)["recurrences"], 0);
+}
+
+#[test]
+fn corrupt_or_newer_state_is_refused_with_advice() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(60, true)]));
+    ws.write(".recur/state.db", vec![7u8; 4096]);
+    let out = ws.recur().args(["scan", "a.jsonl"]).run().code(2);
+    assert!(
+        out.stderr.contains(".recur/state.db") && out.stderr.contains("move it aside"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(ws.join(".recur/state.db")).unwrap(),
+        vec![7u8; 4096],
+        "never recreated"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn read_only_state_directory_fails_before_any_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(60, true)]));
+    std::fs::create_dir(ws.join("ro")).unwrap();
+    let mut cmd = ws
+        .recur()
+        .args(["scan", "--state", "ro/state.db", "a.jsonl"]);
+    if is_root() {
+        open_up(ws.path());
+        cmd = cmd.run_as_nobody();
+    }
+    std::fs::set_permissions(ws.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = cmd.run().code(2);
+    assert!(
+        out.stderr.contains("ro") && out.stderr.contains("not writable"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "no scan output: {}", out.stdout);
+}

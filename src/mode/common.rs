@@ -210,3 +210,7 @@ pub fn refresh(
     let created = store.add_intents(&rows, now)?;
     Ok((reports, created))
 }
+
+#[cfg(test)]
+#[path = "common/tests.rs"]
+mod tests;

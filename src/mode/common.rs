@@ -179,11 +179,12 @@ pub fn refresh(
             .iter()
             .map(|d| {
                 format!(
-                    "{} {} episode opened {} ({} errors)",
+                    "{} {} episode opened {} ({} error{})",
                     d.remediation,
                     d.kind.as_str(),
                     d.episode_start,
-                    d.count
+                    d.count,
+                    if d.count == 1 { "" } else { "s" }
                 )
             })
             .collect();

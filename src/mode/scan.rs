@@ -668,8 +668,12 @@ fn write_human(
         for n in &report.notifications {
             writeln!(
                 out,
-                "  {} {} ({} errors) [{}]",
-                n.kind, n.key, n.count, n.status
+                "  {} {} ({} error{}) [{}]",
+                n.kind,
+                n.key,
+                n.count,
+                if n.count == 1 { "" } else { "s" },
+                n.status
             )?;
         }
     }

@@ -126,9 +126,10 @@ pub fn pattern_regex(
         .map_err(|e| format!("invalid pattern: {e}"))
 }
 
-/// The synthetic remediation: every signature is (rule scope + one rule signature, or nothing)
-/// + the `--where` filters + the pattern on `_line`. The scope stays empty and the fix open, so
-/// the matcher reports occurrences only and never spends time on coverage.
+/// The synthetic remediation: each signature is the rule's scope and one of its signatures
+/// (when `--rule` is given), plus the `--where` filters, plus the pattern on `_line`. The
+/// scope stays empty and the fix open, so the matcher reports occurrences only and never
+/// spends time on coverage.
 pub fn synthetic_rule(
     filters: &[Condition],
     pattern: Option<&Regex>,

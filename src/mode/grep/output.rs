@@ -286,13 +286,16 @@ impl Timeline<'_> {
             let label = Timestamp::from_second(bucket)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
                 .unwrap_or_else(|_| bucket.to_string());
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "{label:<20}  {:>count_w$}  {}",
+                "{label:<20}  {:>count_w$}",
                 group_thousands(n),
-                paint(&bar(n, max), MATCH, self.color && n > 0),
                 count_w = count_w.max(5)
             );
+            if n > 0 {
+                let _ = write!(out, "  {}", paint(&bar(n, max), MATCH, self.color));
+            }
+            out.push('\n');
             if let Some((s, t, id)) = fix {
                 if !fix_drawn && s > bucket && s < bucket + b {
                     marker(&mut out, true, t, id);

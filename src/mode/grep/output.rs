@@ -393,4 +393,34 @@ mod tests {
         assert_eq!(bar(10, 10).chars().count(), 40);
         assert_eq!(bar(1, 1000), "▏");
     }
+
+    #[test]
+    fn timeline_marks_the_fix_where_it_falls() {
+        let seconds: BTreeMap<i64, u64> = [(0, 2), (7200, 1)].into_iter().collect();
+        let draw = |fix: i64| {
+            Timeline {
+                seconds: &seconds,
+                bucket: 3600,
+                untimed: 1,
+                fixed_at: Some((Timestamp::from_second(fix).unwrap(), "R")),
+                color: false,
+            }
+            .render()
+        };
+        let lines = |s: String| s.lines().map(str::to_string).collect::<Vec<_>>();
+        // On a bucket boundary: between the buckets.
+        let l = lines(draw(3600));
+        assert!(
+            l[2].starts_with("── fixed_at 1970-01-01 01:00:00Z R ──"),
+            "{l:?}"
+        );
+        assert!(l[3].starts_with("1970-01-01 01:00:00Z      0"), "{l:?}");
+        // Inside a bucket: after it, saying so.
+        let l = lines(draw(1800));
+        assert!(l[2].contains("(inside the bucket above)"), "{l:?}");
+        // Before the first and after the last event.
+        assert!(lines(draw(-5))[1].starts_with("── fixed_at"));
+        assert!(lines(draw(99_999))[4].starts_with("── fixed_at"));
+        assert!(draw(0).ends_with("3 events from 1970-01-01 00:00:00Z to 1970-01-01 02:00:00Z; 1 without a time (not drawn)\n"));
+    }
 }

@@ -606,3 +606,46 @@ fn never_touches_the_state() {
     }
     assert_eq!(listing(&ws.join(".recur")), before);
 }
+
+#[test]
+fn redact_masks_secrets_in_every_output() {
+    let ws = Workspace::new();
+    ws.write(
+        "a.jsonl",
+        concat!(
+            r#"{"code":"NO_TOKEN","headers":{"Authorization":"Bearer abcdefghijkl"},"api_token":"s3cr3t-value"}"#,
+            "\n"
+        ),
+    );
+    let plain = grep(&ws, &["-w", "code=NO_TOKEN", "a.jsonl"]).code(0);
+    assert!(
+        plain.stdout.contains("abcdefghijkl"),
+        "grep shows logs as they are by default"
+    );
+    for mode in [
+        &["--json"][..],
+        &["--fields", "headers.Authorization,api_token"],
+        &[],
+    ] {
+        let out = ws
+            .recur()
+            .args(["grep", "--redact", "-w", "code=NO_TOKEN"])
+            .args(mode)
+            .arg("a.jsonl")
+            .run()
+            .code(0);
+        assert!(
+            !out.stdout.contains("abcdefghijkl"),
+            "{mode:?}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("[REDACTED]"),
+            "{mode:?}: {}",
+            out.stdout
+        );
+        if !mode.is_empty() {
+            assert!(!out.stdout.contains("s3cr3t"), "{mode:?}: {}", out.stdout);
+        }
+    }
+}

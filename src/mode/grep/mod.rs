@@ -24,6 +24,7 @@ use jiff::Timestamp;
 use super::common::{self, TimeBound};
 use crate::decode::{Event, Format};
 use crate::matcher::{Hit, Matcher};
+use crate::redact::Redactor;
 use crate::report::group_thousands;
 use crate::rule::cond::{FieldRef, lookup};
 use crate::rule::{Condition, FieldPath, Remediation};
@@ -122,6 +123,10 @@ pub struct GrepArgs {
     /// Prefix lines with their line number (default with file names).
     #[arg(short = 'n', long)]
     pub line_number: bool,
+    /// Mask secrets in what is printed (JWTs, bearer tokens, authorization and cookie headers,
+    /// fields named like token/secret/password/key, the config's [redact] additions).
+    #[arg(long)]
+    pub redact: bool,
     /// Print counters (files, lines, events, invalid, time taken, throughput) on stderr.
     #[arg(long)]
     pub stats: bool,
@@ -180,6 +185,7 @@ impl Column {
 /// Settings every worker reads.
 struct Ctx<'a> {
     mode: &'a Mode,
+    redactor: Option<&'a Redactor>,
     highlighter: &'a Highlighter,
     color: bool,
     max_count: Option<u64>,
@@ -224,10 +230,28 @@ impl Sink for GrepSink<'_> {
         }
         self.out.matched += 1;
         let out = &mut self.out;
+        // Redaction works on a copy of the event, and only for matches: the hot path is untouched.
+        let redacted;
+        let event = match self.ctx.redactor {
+            Some(r) if !matches!(self.ctx.mode, Mode::Lines | Mode::Count | Mode::Files) => {
+                let mut fields = event.fields.clone();
+                r.value(&mut fields);
+                redacted = Event {
+                    fields,
+                    text: r.text(&event.text),
+                    ..event.clone()
+                };
+                &redacted
+            }
+            _ => event,
+        };
         match self.ctx.mode {
             Mode::Lines => {
                 let text = String::from_utf8_lossy(record.bytes);
-                let line = output::one_line(&text);
+                let mut line = output::one_line(&text);
+                if let Some(r) = self.ctx.redactor {
+                    line = std::borrow::Cow::Owned(r.text(&line));
+                }
                 let body = if self.ctx.color {
                     self.ctx.highlighter.paint(&line)
                 } else {
@@ -393,9 +417,21 @@ pub fn run(
                     path.is_dir() || (!path.exists() && p.contains(['*', '?', '[']))
                 })));
 
+    let redactor = if args.redact {
+        match Redactor::new(&config.redact.fields, &config.redact.patterns) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                writeln!(err, "error: [redact] pattern: {e}")?;
+                return Ok(2);
+            }
+        }
+    } else {
+        None
+    };
     let cancel = AtomicBool::new(false);
     let ctx = Ctx {
         mode: &mode,
+        redactor: redactor.as_ref(),
         highlighter: &highlighter,
         color,
         max_count,

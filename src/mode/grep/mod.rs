@@ -483,7 +483,7 @@ pub fn run(
     printer.out.flush()?;
     drop(printer);
     if args.stats {
-        write_stats(err, &totals, inputs.len(), started.elapsed().as_secs_f64())?;
+        write_stats(err, &totals, started.elapsed().as_secs_f64())?;
     }
     Ok(if had_error {
         2
@@ -605,6 +605,8 @@ fn run_unit(
 #[derive(Default)]
 struct Totals {
     stats: Stats,
+    /// Inputs read (to the end or to an error).
+    files: u64,
     matched: u64,
     errors: u64,
     rows: Vec<Vec<String>>,
@@ -692,6 +694,7 @@ impl<W: Write> Printer<'_, W> {
         let Some(cur) = self.current.take() else {
             return Ok(());
         };
+        self.totals.files += 1;
         let name = self.inputs[cur.idx].display_name();
         match self.mode {
             Mode::Count if self.with_filename && cur.matched > 0 => writeln!(
@@ -783,7 +786,7 @@ impl<W: Write> Printer<'_, W> {
     }
 }
 
-fn write_stats(err: &mut dyn Write, t: &Totals, files: usize, seconds: f64) -> std::io::Result<()> {
+fn write_stats(err: &mut dyn Write, t: &Totals, seconds: f64) -> std::io::Result<()> {
     let s = &t.stats;
     let mb = s.bytes as f64 / 1e6;
     writeln!(
@@ -791,7 +794,7 @@ fn write_stats(err: &mut dyn Write, t: &Totals, files: usize, seconds: f64) -> s
         "{} matched events\n{} files, {} lines, {} events, {} invalid, {} untimed, {} decoded\n\
          {:.2} MB in {:.3}s ({:.1} MB/s)",
         group_thousands(t.matched),
-        group_thousands(files as u64),
+        group_thousands(t.files),
         group_thousands(s.records),
         group_thousands(s.events()),
         group_thousands(s.invalid),

@@ -649,3 +649,47 @@ fn redact_masks_secrets_in_every_output() {
         }
     }
 }
+
+/// Runs `recur ARGS` on a pseudo-terminal (util-linux `script`), or `None` when `script` is
+/// not installed. Returns the exit code and what the terminal showed.
+fn on_terminal(ws: &Workspace, args: &str, no_color: bool) -> Option<(i32, String)> {
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(ws.path())
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_recur")),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .env_remove("RECUR_COLOR")
+        .env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let out = cmd.output().ok()?;
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[test]
+fn on_a_terminal_colour_is_automatic_and_stdin_is_not_read() {
+    let ws = events_ws();
+    let Some((code, shown)) = on_terminal(&ws, "grep JWT logs/events.jsonl", false) else {
+        eprintln!("skipped: `script` is not installed");
+        return;
+    };
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("\u{1b}[1;31mJWT\u{1b}[0m"), "{shown:?}");
+    let (code, shown) = on_terminal(&ws, "grep JWT logs/events.jsonl", true).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("JWT") && !shown.contains('\u{1b}'),
+        "NO_COLOR: {shown:?}"
+    );
+    // No PATH and a terminal on stdin: an error with a hint, not a hang.
+    let (code, shown) = on_terminal(&ws, "grep JWT", false).unwrap();
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("standard input is a terminal"), "{shown}");
+}

@@ -52,6 +52,8 @@ impl ColorChoice {
 pub enum Command {
     /// Scan logs (cron batch): count occurrences before and after each fix, record episodes, notify.
     Scan(mode::scan::ScanArgs),
+    /// Search logs ad hoc (read-only): matching events, counts by field, or a timeline.
+    Grep(mode::grep::GrepArgs),
     /// Show every remediation's verdict from the state (did the fixes hold?).
     Status(mode::status::StatusArgs),
     /// Validate rule files and recur.toml; report every error with its location.
@@ -84,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut err = stderr.lock();
     match &cli.command {
         Command::Scan(a) => mode::scan::run(a, color_out, &mut out, &mut err),
+        Command::Grep(a) => mode::grep::run(a, color_out, color_err, &mut out, &mut err),
         Command::Status(a) => mode::status::run(a, color_out, &mut out, &mut err),
         Command::Check(a) => {
             let config = a

@@ -533,7 +533,7 @@ fn run_unit(
 
 /// Reads the first bytes of a (decompressed) stream to choose its framing, then hands back a
 /// reader over the whole stream.
-fn peek_framing(
+pub(crate) fn peek_framing(
     mut reader: Box<dyn Read + Send>,
     _compression: Compression,
     max_line: usize,

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::duration::format_duration;
-use crate::redact::{Redactor, cap_text};
+use crate::redact::{Redactor, cap_text, strip_controls};
 use crate::report::{RemediationReport, format_time};
 use crate::rule::Remediation;
 use crate::store::{Store, StoreError, StoredIntent};
@@ -35,7 +35,13 @@ pub struct Notification {
     /// For digests: one line per folded notification.
     pub folded: Vec<String>,
     pub test: bool,
+    /// The rule's `[alert] template` for the human text, if any (rendered per channel).
+    #[serde(skip)]
+    pub template: Option<String>,
 }
+
+/// Size cap of one sample in a notification.
+pub const SAMPLE_CAP: usize = 2048;
 
 impl Notification {
     pub fn build(
@@ -60,7 +66,7 @@ impl Notification {
                 _ => false,
             })
             .take(rule.alert.samples as usize)
-            .map(|o| cap_text(&redactor.text(&o.sample), 2048))
+            .map(|o| cap_text(&strip_controls(&redactor.text(&o.sample)), SAMPLE_CAP))
             .collect();
         samples.truncate(rule.alert.samples as usize);
         let first_seen = ep.map(|e| e.first_seen).or(report.first_seen);
@@ -69,10 +75,14 @@ impl Notification {
             (Some(f), Some(t)) => Some(format_duration(t.duration_since(f))),
             _ => None,
         };
+        // Everything free-form is redacted again at render time: a secret pasted into a rule's
+        // title or action, or a pattern added to `[redact]` since a sample was stored, must not
+        // leave either.
+        let clean = |s: &str| strip_controls(&redactor.text(s));
         Ok(Notification {
             kind: intent.kind,
             remediation_id: rule.id.clone(),
-            title: rule.title.clone(),
+            title: clean(&rule.title),
             severity: rule.severity.as_str().to_string(),
             verdict: report.verdict.as_str().to_string(),
             error_count: if intent.kind == IntentKind::Digest {
@@ -85,16 +95,46 @@ impl Notification {
             last_seen,
             fixed_at: rule.fix.fixed_at,
             since_fix,
-            owner: rule.owner.clone(),
-            action_required: rule.action.clone(),
-            previous_analysis: rule.analysis.clone(),
+            owner: clean(&rule.owner),
+            action_required: clean(&rule.action),
+            previous_analysis: clean(&rule.analysis),
             deadline: rule.fix.deadline,
             samples,
             dedup_key: intent.key.clone(),
             episode_start: intent.episode_start,
-            folded: intent.folded.clone(),
+            folded: intent.folded.iter().map(|f| clean(f)).collect(),
             test: false,
+            template: rule.alert.template.clone(),
         })
+    }
+
+    /// A clearly marked test notification for `recur notify-test` (no store needed).
+    pub fn test_message(channel: &str, now: Timestamp) -> Self {
+        let hour = jiff::SignedDuration::from_hours(1);
+        let fixed = now - hour * 24;
+        Notification {
+            kind: IntentKind::Open,
+            remediation_id: "RECUR_TEST_NOTIFICATION".to_string(),
+            title: format!("Test notification from recur through channel `{channel}`"),
+            severity: "info".to_string(),
+            verdict: "test".to_string(),
+            error_count: 1,
+            window: "1h".to_string(),
+            first_seen: Some(now - hour),
+            last_seen: Some(now),
+            fixed_at: Some(fixed),
+            since_fix: Some(format_duration((now - hour).duration_since(fixed))),
+            owner: "recur".to_string(),
+            action_required: "NONE: this is a test; no action is required".to_string(),
+            previous_analysis: "https://example.com/recur/test-notification".to_string(),
+            deadline: None,
+            samples: vec![r#"{"message":"recur notify-test sample"}"#.to_string()],
+            dedup_key: format!("test/{channel}/{}", now.as_second()),
+            episode_start: now - hour,
+            folded: Vec::new(),
+            test: true,
+            template: None,
+        }
     }
 
     /// The JSON body of webhooks and console JSON lines.

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod common;
+pub mod notify;
 pub mod scan;
 pub mod state;
 pub mod status;

@@ -69,7 +69,10 @@ pub struct ListArgs {
 }
 
 fn redactor(config: &Config) -> anyhow::Result<Redactor> {
-    Ok(Redactor::new(&config.redact.fields, &config.redact.patterns)?)
+    Ok(Redactor::new(
+        &config.redact.fields,
+        &config.redact.patterns,
+    )?)
 }
 
 /// Runs `recur notify-test`: exit 0 when the channel accepted the test, 2 otherwise.
@@ -111,7 +114,11 @@ pub fn run_test(
             Ok(0)
         }
         Err(e) => {
-            writeln!(err, "error: test notification not delivered: {}", redactor.text(&e.0))?;
+            writeln!(
+                err,
+                "error: test notification not delivered: {}",
+                redactor.text(&e.0)
+            )?;
             Ok(2)
         }
     }
@@ -239,7 +246,14 @@ fn list(
         out,
         "{}",
         table(
-            &["KEY", "CHANNEL", "STATUS", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"],
+            &[
+                "KEY",
+                "CHANNEL",
+                "STATUS",
+                "ATTEMPTS",
+                "NEXT ATTEMPT",
+                "LAST ERROR"
+            ],
             &cells
         )
     )?;

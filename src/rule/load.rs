@@ -462,7 +462,9 @@ fn template_error_span(
     let raw = text.get(span.clone())?;
     let (Some(range), Some(delim)) = (
         e.range(),
-        ["'''", "\"\"\"", "'", "\""].iter().find(|d| raw.starts_with(**d)),
+        ["'''", "\"\"\"", "'", "\""]
+            .iter()
+            .find(|d| raw.starts_with(**d)),
     ) else {
         return Some(span);
     };
@@ -477,7 +479,11 @@ fn template_error_span(
     }
     let body = text.get(start..start + template.len());
     if body == Some(template) && range.end <= template.len() {
-        let end = if range.end > range.start { range.end } else { range.start + 1 };
+        let end = if range.end > range.start {
+            range.end
+        } else {
+            range.start + 1
+        };
         Some(start + range.start..start + end.min(template.len()))
     } else {
         Some(span)

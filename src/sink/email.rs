@@ -103,8 +103,8 @@ impl Email {
         password_env: Option<&str>,
         timeout: Duration,
     ) -> Result<Email, SendError> {
-        let (host, port) = parse_smtp_url(url, tls)
-            .map_err(|e| SendError(format!("channel `{name}`: {e}")))?;
+        let (host, port) =
+            parse_smtp_url(url, tls).map_err(|e| SendError(format!("channel `{name}`: {e}")))?;
         let mailbox = |s: &str, what: &str| {
             s.parse::<Mailbox>()
                 .map_err(|e| SendError(format!("channel `{name}`: invalid {what} `{s}`: {e}")))
@@ -219,7 +219,10 @@ impl Email {
             secrets.push(p);
             secrets.push(u);
         }
-        scrub(&format!("channel `{}` (email): {reason}", self.name), &secrets)
+        scrub(
+            &format!("channel `{}` (email): {reason}", self.name),
+            &secrets,
+        )
     }
 }
 

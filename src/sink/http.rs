@@ -116,14 +116,12 @@ impl Http {
                 "TCP connect to the receiver refused".into()
             }
             ureq::Error::ConnectionFailed => "TCP connect to the receiver failed".into(),
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => format!(
-                "timed out after {}s",
-                self.timeout.as_secs_f64()
-            ),
-            ureq::Error::Timeout(t) => format!(
-                "timed out ({t}) after {}s",
-                self.timeout.as_secs_f64()
-            ),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                format!("timed out after {}s", self.timeout.as_secs_f64())
+            }
+            ureq::Error::Timeout(t) => {
+                format!("timed out ({t}) after {}s", self.timeout.as_secs_f64())
+            }
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => {
                 format!("TLS with the receiver failed: {detail}")
             }

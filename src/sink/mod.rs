@@ -240,7 +240,9 @@ pub fn drain_with(
                         format!(
                             " (attempt {}/{max_attempts}; retried after {})",
                             upd.attempts,
-                            upd.next_attempt.map(crate::report::format_time).unwrap_or_default()
+                            upd.next_attempt
+                                .map(crate::report::format_time)
+                                .unwrap_or_default()
                         )
                     }
                 ));

@@ -38,11 +38,7 @@ pub fn human_text(n: &Notification) -> String {
             if !s.ends_with('\n') {
                 s.push('\n');
             }
-            if n.test {
-                format!("[TEST] {s}")
-            } else {
-                s
-            }
+            if n.test { format!("[TEST] {s}") } else { s }
         }
         Err(e) => format!(
             "{}  (the rule's [alert] template failed to render: {})\n",
@@ -187,10 +183,7 @@ pub fn email(n: &Notification) -> EmailContent {
         ));
     }
     let link = if linkable(&n.previous_analysis) {
-        format!(
-            "<a href=\"{0}\">{0}</a>",
-            html_escape(&n.previous_analysis)
-        )
+        format!("<a href=\"{0}\">{0}</a>", html_escape(&n.previous_analysis))
     } else {
         html_escape(&n.previous_analysis)
     };
@@ -261,9 +254,7 @@ pub fn slack(n: &Notification) -> Value {
         .map(|(k, v)| json!({"type": "mrkdwn", "text": slack_cut(&format!("*{k}*\n{}", mrkdwn_escape(&v)), 2000)}))
         .collect();
     blocks.push(json!({"type": "section", "fields": fields}));
-    let link = if linkable(&n.previous_analysis)
-        && !n.previous_analysis.contains(['|', '<', '>'])
-    {
+    let link = if linkable(&n.previous_analysis) && !n.previous_analysis.contains(['|', '<', '>']) {
         format!("<{}|{}>", n.previous_analysis, n.previous_analysis)
     } else {
         mrkdwn_escape(&n.previous_analysis)
@@ -308,7 +299,11 @@ pub fn message_id(dedup_key: &str, from: &str) -> String {
     let domain = from
         .rsplit_once('@')
         .map(|(_, d)| d.trim_end_matches('>'))
-        .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)))
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        })
         .unwrap_or("recur.invalid");
     format!(
         "<recur.{:032x}@{domain}>",

@@ -2,5 +2,7 @@
 //! executable with the small builder in [`harness`].
 
 mod harness;
+mod notify;
 mod scan;
+mod servers;
 mod track;

@@ -255,7 +255,8 @@ pub fn slack(n: &Notification) -> Value {
         .collect();
     blocks.push(json!({"type": "section", "fields": fields}));
     let link = if linkable(&n.previous_analysis) && !n.previous_analysis.contains(['|', '<', '>']) {
-        format!("<{}|{}>", n.previous_analysis, n.previous_analysis)
+        let url = mrkdwn_escape(&n.previous_analysis);
+        format!("<{url}|{url}>")
     } else {
         mrkdwn_escape(&n.previous_analysis)
     };
@@ -290,7 +291,7 @@ pub fn slack(n: &Notification) -> Value {
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": format!("dedup key: {}", mrkdwn_escape(&n.dedup_key))}]
     }));
-    json!({"text": subject, "blocks": blocks})
+    json!({"text": mrkdwn_escape(&subject), "blocks": blocks})
 }
 
 /// The email `Message-ID` for a dedup key: the same key always gives the same id, so a resend

@@ -207,6 +207,23 @@ impl Email {
             format!("TCP connect to {at} refused")
         } else if lower.contains("lookup") || lower.contains("name or service not known") {
             format!("DNS lookup of `{}` failed: {chain}", self.host)
+        } else if self.tls != TlsMode::None
+            && [
+                "corrupt message",
+                "certificate",
+                "handshake",
+                "tls",
+                "alert",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            let hint = if self.tls == TlsMode::Tls {
+                " (smtps:// expects implicit TLS, usually on port 465; use smtp:// with tls = \"starttls\" for port 587)"
+            } else {
+                ""
+            };
+            format!("TLS with {at} failed: {chain}{hint}")
         } else if lower.contains("no compatible authentication mechanism") {
             format!(
                 "{at} offers no authentication mechanism recur can use (PLAIN or LOGIN); is TLS required first?"

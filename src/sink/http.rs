@@ -125,6 +125,12 @@ impl Http {
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => {
                 format!("TLS with the receiver failed: {detail}")
             }
+            ureq::Error::Io(io)
+                if io.to_string().contains("lookup")
+                    || io.to_string().contains("Name or service not known") =>
+            {
+                format!("DNS lookup of the receiver's host failed: {io}")
+            }
             ureq::Error::Io(io) => format!("connection to the receiver failed: {io}"),
             _ => format!("request failed: {detail}"),
         }

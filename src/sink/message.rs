@@ -40,6 +40,18 @@ pub struct Notification {
     pub template: Option<String>,
 }
 
+/// Redacts a stored sample again with the current policy: a JSON sample is re-parsed so field
+/// names added to `[redact] fields` since it was stored are masked too.
+fn redact_sample(redactor: &Redactor, sample: &str) -> String {
+    if sample.starts_with('{') {
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(sample) {
+            redactor.value(&mut v);
+            return v.to_string();
+        }
+    }
+    redactor.text(sample)
+}
+
 /// Size cap of one sample in a notification.
 pub const SAMPLE_CAP: usize = 2048;
 
@@ -66,7 +78,12 @@ impl Notification {
                 _ => false,
             })
             .take(rule.alert.samples as usize)
-            .map(|o| cap_text(&strip_controls(&redactor.text(&o.sample)), SAMPLE_CAP))
+            .map(|o| {
+                cap_text(
+                    &strip_controls(&redact_sample(redactor, &o.sample)),
+                    SAMPLE_CAP,
+                )
+            })
             .collect();
         samples.truncate(rule.alert.samples as usize);
         let first_seen = ep.map(|e| e.first_seen).or(report.first_seen);

@@ -645,3 +645,51 @@ fn console_is_the_default_and_json_lines_with_format_json() {
     assert_eq!(v["remediation_id"], "WS_NO_TOKEN_001");
     assert_no_secret("console", &out.stderr);
 }
+
+#[test]
+fn tls_modes_fail_clearly_against_a_plain_server() {
+    // No certificate authority here, so only the failure paths: implicit TLS against a plain
+    // SMTP greeting, and STARTTLS required but not offered. Both exercise the TLS stack
+    // (crypto provider included) without panicking.
+    let smtp = SmtpServer::start(None);
+    let ws = Workspace::new();
+    let port = smtp.port();
+    ws.write(
+        "recur.toml",
+        format!(
+            r#"
+[notify]
+timeout = "3s"
+[channels.implicit]
+type = "email"
+url = "smtps://127.0.0.1:{port}"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+[channels.starttls]
+type = "email"
+url = "smtp://127.0.0.1:{port}"
+tls = "starttls"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+"#
+        ),
+    );
+    let out = ws.recur().args(["notify-test", "implicit"]).run().code(2);
+    assert!(
+        out.stderr.contains("channel `implicit` (email): TLS"),
+        "{}",
+        out.stderr
+    );
+    let out = ws.recur().args(["notify-test", "starttls"]).run().code(2);
+    assert!(
+        out.stderr.contains("channel `starttls` (email)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.to_ascii_lowercase().contains("starttls") || out.stderr.contains("TLS"),
+        "{}",
+        out.stderr
+    );
+    assert!(smtp.mails().is_empty());
+}

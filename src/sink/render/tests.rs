@@ -109,13 +109,19 @@ fn message_id_is_stable_per_key() {
     let a = message_id("R/1/0", "recur@example.com");
     assert_eq!(a, message_id("R/1/0", "Recur <recur@example.com>"));
     assert_ne!(a, message_id("R/1/1", "recur@example.com"));
-    assert!(a.starts_with("<recur.") && a.ends_with("@example.com>"), "{a}");
+    assert!(
+        a.starts_with("<recur.") && a.ends_with("@example.com>"),
+        "{a}"
+    );
     assert!(message_id("k", "nobody").ends_with("@recur.invalid>"));
 }
 
 #[test]
 fn mrkdwn_escape_reserved() {
-    assert_eq!(mrkdwn_escape("<@U1> & <!here>"), "&lt;@U1&gt; &amp; &lt;!here&gt;");
+    assert_eq!(
+        mrkdwn_escape("<@U1> & <!here>"),
+        "&lt;@U1&gt; &amp; &lt;!here&gt;"
+    );
 }
 
 #[test]
@@ -123,7 +129,11 @@ fn scrub_masks_secrets_longest_first() {
     let msg = "POST https://hooks.example.com/services/T/B/SECRET failed for /services/T/B/SECRET";
     let s = crate::sink::scrub(
         msg,
-        &["https://hooks.example.com/services/T/B/SECRET", "/services/T/B/SECRET", "x"],
+        &[
+            "https://hooks.example.com/services/T/B/SECRET",
+            "/services/T/B/SECRET",
+            "x",
+        ],
     );
     assert_eq!(s, "POST [REDACTED] failed for [REDACTED]");
 }

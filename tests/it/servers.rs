@@ -412,7 +412,8 @@ fn http_session(
 ) -> std::io::Result<()> {
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
-    loop {
+    // One request per connection (every answer says `Connection: close`).
+    {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 {
             return Ok(());
@@ -453,7 +454,7 @@ fn http_session(
             .pop_front()
             .unwrap_or(Reply::Status(200));
         match reply {
-            Reply::Hangup => return Ok(()),
+            Reply::Hangup => Ok(()),
             Reply::Status(code) => {
                 let (reason, body) = match code {
                     200 => ("OK", "ok"),
@@ -468,7 +469,7 @@ fn http_session(
                     body.len()
                 )?;
                 w.flush()?;
-                return Ok(());
+                Ok(())
             }
         }
     }

@@ -580,7 +580,10 @@ fn read_channel(
                     header.clone(),
                     "add the sender, e.g. `from = \"recur@example.com\"`",
                 )
-                .and_then(|i| r.non_empty_str("from", i));
+                .and_then(|i| {
+                    let s = r.non_empty_str("from", i)?;
+                    mailbox(r, s, i.span()).then_some(s)
+                });
             let to = r
                 .required(
                     t,
@@ -589,7 +592,15 @@ fn read_channel(
                     "add the recipients, e.g. `to = [\"oncall@example.com\"]`",
                 )
                 .and_then(|i| {
+                    let spans = r.str_array("to", i)?;
                     let list = non_empty_names(r, "to", i)?;
+                    let mut ok = true;
+                    for (addr, span) in &spans {
+                        ok &= mailbox(r, addr, span.clone());
+                    }
+                    if !ok {
+                        return None;
+                    }
                     if list.is_empty() {
                         let d = r
                             .at(i.span(), "`to` lists no recipient")
@@ -655,6 +666,24 @@ fn read_channel(
         _ => {
             r.check_keys(t, CONSOLE_KEYS, "a console channel");
             Some(ChannelConfig::Console)
+        }
+    }
+}
+
+/// Checks an email address (`a@example.com` or `Name <a@example.com>`), reporting it if bad.
+fn mailbox(r: &mut Reader<'_>, addr: &str, span: Option<Range<usize>>) -> bool {
+    if addr.trim().is_empty() {
+        return true; // reported as an empty name already
+    }
+    match addr.parse::<lettre::message::Mailbox>() {
+        Ok(_) => true,
+        Err(e) => {
+            let d = r
+                .at(span, format!("`{addr}` is not an email address: {e}"))
+                .with_label("invalid address")
+                .with_hint("write `user@example.com` or `Name <user@example.com>`");
+            r.push(d);
+            false
         }
     }
 }

@@ -360,3 +360,17 @@ fn rule_channels_are_validated() {
             .starts_with("no recur.toml was loaded")
     );
 }
+
+#[test]
+fn email_addresses_are_checked_with_their_location() {
+    let (d, (line, col)) = one_err(
+        "[channels.m]\ntype = \"email\"\nurl = \"smtp://h\"\nfrom = \"r@example.com\"\nto = [\"a@example.com\", \"not an address\"]\n",
+    );
+    assert!(
+        d.message
+            .contains("`not an address` is not an email address"),
+        "{}",
+        d.message
+    );
+    assert_eq!((line, col), (5, 24));
+}

@@ -693,3 +693,50 @@ to = ["oncall@example.com"]
     );
     assert!(smtp.mails().is_empty());
 }
+
+#[test]
+fn a_failing_channel_is_tried_once_per_run_and_the_rest_wait() {
+    let hook = HttpServer::start(&[]);
+    let dead = HttpServer::start(&[Reply::Status(503); 8]);
+    let ws = Workspace::new();
+    ws.write(
+        "recur.toml",
+        format!(
+            r#"
+default_channels = ["dead", "hook"]
+[channels.dead]
+type = "webhook"
+url = "{}"
+[channels.hook]
+type = "webhook"
+url = "{}"
+"#,
+            dead.url("/d"),
+            hook.url("/h")
+        ),
+    );
+    // Two remediations, so two notifications per channel.
+    ws.rule("a", &rule("", ""));
+    ws.rule(
+        "b",
+        &rule("", "").replace("WS_NO_TOKEN_001", "WS_NO_TOKEN_002"),
+    );
+    ws.write("logs/app.log", logs());
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "logs"])
+        .run()
+        .code(1);
+    let j = out.json();
+    assert_eq!(j["delivery"]["sent"], 2, "{}", j["delivery"]);
+    assert_eq!(j["delivery"]["retrying"], 1, "{}", j["delivery"]);
+    assert_eq!(j["delivery"]["deferred"], 1, "{}", j["delivery"]);
+    assert_eq!(dead.requests().len(), 1);
+    assert_eq!(hook.requests().len(), 2);
+    let keys: Vec<String> = hook
+        .requests()
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap().to_string())
+        .collect();
+    assert_ne!(keys[0], keys[1]);
+}

@@ -300,10 +300,36 @@ fn a_send_lost_before_marking_is_resent_with_the_same_key() {
         .code(0);
     let reqs = hook.requests();
     assert_eq!(reqs.len(), 2);
+    assert!(reqs[0].header("Idempotency-Key").is_some());
     assert_eq!(
         reqs[0].header("Idempotency-Key"),
         reqs[1].header("Idempotency-Key")
     );
+}
+
+#[test]
+fn redaction_added_to_the_config_applies_to_samples_stored_before() {
+    let hook = HttpServer::start(&[]);
+    let ws = Workspace::new();
+    setup(&ws, &hook_config(&hook.url("/h"), ""), r#""hook""#, "");
+    ws.recur()
+        .args(["scan", "--no-notify", "logs"])
+        .run()
+        .code(1);
+    // The policy grows after the samples were stored.
+    let config = hook_config(&hook.url("/h"), "")
+        + "[redact]\nfields = [\"error_code\"]\npatterns = ['rejected client']\n";
+    ws.write("recur.toml", config);
+    ws.recur().args(["outbox", "flush"]).run().code(0);
+    let body = hook.requests()[0].json();
+    let samples = body["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2);
+    for s in samples {
+        let s = s.as_str().unwrap();
+        assert!(!s.contains("rejected client"), "{s}");
+        assert!(!s.contains("NO_TOKEN"), "{s}");
+        assert!(s.contains(r#""error_code":"[REDACTED]""#), "{s}");
+    }
 }
 
 #[test]

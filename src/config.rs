@@ -29,6 +29,7 @@
 //! to           = ["oncall@example.com"]
 //! username_env = "SMTP_USER"             # credentials come from the environment
 //! password_env = "SMTP_PASSWORD"
+//! ca_file      = "/etc/ssl/private-ca.pem"  # optional extra trusted roots (PEM)
 //! ```
 //!
 //! Like rule files, the whole file is checked and every error reported with its location.
@@ -84,6 +85,7 @@ const EMAIL_KEYS: &[&str] = &[
     "to",
     "username_env",
     "password_env",
+    "ca_file",
 ];
 const WEBHOOK_KEYS: &[&str] = &["type", "url", "url_env", "headers_env"];
 const SLACK_KEYS: &[&str] = &["type", "url", "url_env"];
@@ -207,6 +209,8 @@ pub enum ChannelConfig {
         to: Vec<String>,
         username_env: Option<String>,
         password_env: Option<String>,
+        /// Extra trusted root certificates (PEM), for relays with a private CA.
+        ca_file: Option<PathBuf>,
     },
     /// A generic JSON webhook; exactly one of `url` and `url_env` is set.
     Webhook {
@@ -612,6 +616,10 @@ fn read_channel(
                 });
             let username_env = env_name(r, t, "username_env");
             let password_env = env_name(r, t, "password_env");
+            let ca_file = r.optional(t, "ca_file", None, |r, i| {
+                r.non_empty_str("ca_file", i)
+                    .map(|s| Some(PathBuf::from(s)))
+            });
             Some(ChannelConfig::Email {
                 url: url?.0,
                 tls: tls?,
@@ -619,6 +627,7 @@ fn read_channel(
                 to: to?,
                 username_env: username_env?,
                 password_env: password_env?,
+                ca_file: ca_file?,
             })
         }
         "webhook" => {

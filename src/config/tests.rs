@@ -100,6 +100,7 @@ fn parses_a_full_config() {
             to: vec!["oncall@example.com".into(), "lead@example.com".into()],
             username_env: Some("SMTP_USER".into()),
             password_env: Some("SMTP_PASSWORD".into()),
+            ca_file: None,
         }
     );
     assert_eq!(

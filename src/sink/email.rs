@@ -10,7 +10,7 @@ use std::time::Duration;
 use lettre::message::header::{ContentTransferEncoding, ContentType, Header, HeaderName};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use super::{Channel, Notification, SendError, render, scrub};
@@ -42,6 +42,8 @@ pub struct Email {
     from_raw: String,
     to: Vec<Mailbox>,
     credentials: Option<(String, String)>,
+    /// Extra trusted roots (PEM bytes) from `ca_file`.
+    ca_pem: Option<Vec<u8>>,
     timeout: Duration,
 }
 
@@ -101,6 +103,7 @@ impl Email {
         to: &[String],
         username_env: Option<&str>,
         password_env: Option<&str>,
+        ca_file: Option<&std::path::Path>,
         timeout: Duration,
     ) -> Result<Email, SendError> {
         let (host, port) =
@@ -121,7 +124,17 @@ impl Email {
                 )));
             }
         };
+        let ca_pem = match ca_file {
+            None => None,
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                SendError(format!(
+                    "channel `{name}`: cannot read ca_file {}: {e}",
+                    p.display()
+                ))
+            })?),
+        };
         Ok(Email {
+            ca_pem,
             name: name.to_string(),
             host,
             port,
@@ -165,7 +178,17 @@ impl Email {
 
     fn transport(&self) -> Result<SmtpTransport, SendError> {
         let tls_params = || {
-            TlsParameters::new(self.host.clone())
+            let mut b = TlsParameters::builder(self.host.clone());
+            if let Some(pem) = &self.ca_pem {
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    SendError(format!(
+                        "channel `{}`: ca_file holds no usable PEM certificate: {e}",
+                        self.name
+                    ))
+                })?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build()
                 .map_err(|e| SendError(format!("TLS setup for {}: {e}", self.endpoint())))
         };
         let tls = match self.tls {

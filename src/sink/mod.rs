@@ -50,6 +50,7 @@ pub fn channel(name: &str, config: &Config, json: bool) -> Result<Box<dyn Channe
             to,
             username_env,
             password_env,
+            ca_file,
         }) => Ok(Box::new(email::Email::new(
             name,
             url,
@@ -58,6 +59,7 @@ pub fn channel(name: &str, config: &Config, json: bool) -> Result<Box<dyn Channe
             to,
             username_env.as_deref(),
             password_env.as_deref(),
+            ca_file.as_deref(),
             timeout,
         )?)),
         Some(ChannelConfig::Webhook {

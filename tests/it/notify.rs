@@ -2,7 +2,9 @@
 //! content, redaction, dedup keys, retries with backoff, and `notify-test`.
 
 use crate::harness::Workspace;
-use crate::servers::{HttpServer, Reply, SmtpServer, closed_port, wait_until};
+use crate::servers::{
+    HttpServer, Reply, SmtpServer, SmtpTls, closed_port, test_ca_path, wait_until,
+};
 
 const JWT: &str =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
@@ -765,4 +767,72 @@ url = "{}"
         .map(|r| r.header("Idempotency-Key").unwrap().to_string())
         .collect();
     assert_ne!(keys[0], keys[1]);
+}
+
+#[test]
+fn starttls_and_implicit_tls_deliver_with_a_private_ca() {
+    let starttls = SmtpServer::start_tls(Some(("u", "p")), SmtpTls::StartTls);
+    let implicit = SmtpServer::start_tls(None, SmtpTls::Implicit);
+    let ws = Workspace::new();
+    let ca = test_ca_path();
+    ws.write(
+        "recur.toml",
+        format!(
+            r#"
+[notify]
+timeout = "5s"
+[channels.starttls]
+type = "email"
+url = "smtp://127.0.0.1:{}"
+tls = "starttls"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+username_env = "T_USER"
+password_env = "T_PASS"
+ca_file = "{}"
+[channels.implicit]
+type = "email"
+url = "smtps://127.0.0.1:{}"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+ca_file = "{}"
+[channels.untrusted]
+type = "email"
+url = "smtps://127.0.0.1:{}"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+"#,
+            starttls.port(),
+            ca.display(),
+            implicit.port(),
+            ca.display(),
+            implicit.port()
+        ),
+    );
+    ws.recur()
+        .args(["notify-test", "starttls"])
+        .env("T_USER", "u")
+        .env("T_PASS", "p")
+        .run()
+        .code(0);
+    let m = &starttls.mails()[0];
+    assert!(m.tls, "the mail travelled after STARTTLS");
+    assert_eq!(m.auth_user.as_deref(), Some("u"));
+    assert!(
+        m.part("text/plain")
+            .unwrap()
+            .contains("RECUR_TEST_NOTIFICATION")
+    );
+
+    ws.recur().args(["notify-test", "implicit"]).run().code(0);
+    assert!(implicit.mails()[0].tls);
+
+    // Without the private CA the certificate is not trusted, and the failure says TLS.
+    let out = ws.recur().args(["notify-test", "untrusted"]).run().code(2);
+    assert!(
+        out.stderr.contains("channel `untrusted` (email): TLS"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(implicit.mails().len(), 1);
 }

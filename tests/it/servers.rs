@@ -77,6 +77,8 @@ pub struct Mail {
     pub from: String,
     pub rcpt: Vec<String>,
     pub auth_user: Option<String>,
+    /// Whether the message came over TLS (STARTTLS or implicit).
+    pub tls: bool,
     /// The DATA section, dot-unstuffed, CRLF line ends.
     pub data: String,
 }
@@ -194,6 +196,94 @@ pub fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
+/// How an SMTP receiver offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP only.
+    None,
+    /// Advertises STARTTLS and requires it before MAIL.
+    StartTls,
+    /// TLS from the first byte (smtps).
+    Implicit,
+}
+
+/// The test CA (PEM) that signed the receivers' certificate for 127.0.0.1.
+pub fn test_ca_path() -> std::path::PathBuf {
+    crate::harness::repo().join("tests/it/fixtures/tls/ca.pem")
+}
+
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = crate::harness::repo().join("tests/it/fixtures/tls");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    Arc::new(config)
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A line-oriented connection that can be upgraded to TLS in place.
+struct Conn {
+    raw: TcpStream,
+    stream: Box<dyn Stream>,
+    buf: Vec<u8>,
+    tls: bool,
+}
+
+impl Conn {
+    fn plain(raw: TcpStream) -> std::io::Result<Conn> {
+        Ok(Conn {
+            stream: Box::new(raw.try_clone()?),
+            raw,
+            buf: Vec::new(),
+            tls: false,
+        })
+    }
+
+    fn upgrade(&mut self) -> std::io::Result<()> {
+        assert!(self.buf.is_empty(), "client pipelined data past STARTTLS");
+        let conn = rustls::ServerConnection::new(tls_config()).map_err(std::io::Error::other)?;
+        self.stream = Box::new(rustls::StreamOwned::new(conn, self.raw.try_clone()?));
+        self.tls = true;
+        Ok(())
+    }
+
+    /// One line including its end, or `None` at end of stream.
+    fn line(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let rest = self.buf.split_off(i + 1);
+                let line = std::mem::replace(&mut self.buf, rest);
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn send(&mut self, s: &str) -> std::io::Result<()> {
+        self.stream.write_all(s.as_bytes())?;
+        self.stream.flush()
+    }
+}
+
 /// An SMTP receiver. With `auth`, it advertises AUTH PLAIN LOGIN and accepts only that
 /// user and password.
 pub struct SmtpServer {
@@ -203,11 +293,15 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start(auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::start_tls(auth, SmtpTls::None)
+    }
+
+    pub fn start_tls(auth: Option<(&str, &str)>, tls: SmtpTls) -> SmtpServer {
         let mails = Arc::new(Mutex::new(Vec::new()));
         let m2 = mails.clone();
         let auth = auth.map(|(u, p)| (u.to_string(), p.to_string()));
         let acceptor = Acceptor::start(move |conn| {
-            let _ = smtp_session(conn, &m2, auth.as_ref());
+            let _ = smtp_session(conn, &m2, auth.as_ref(), tls);
         });
         SmtpServer { acceptor, mails }
     }
@@ -226,41 +320,52 @@ impl SmtpServer {
 }
 
 fn smtp_session(
-    conn: TcpStream,
+    raw: TcpStream,
     mails: &Mutex<Vec<Mail>>,
     auth: Option<&(String, String)>,
+    tls: SmtpTls,
 ) -> std::io::Result<()> {
-    let mut w = conn.try_clone()?;
-    let mut r = BufReader::new(conn);
-    w.write_all(b"220 127.0.0.1 ESMTP recur-test\r\n")?;
+    let mut c = Conn::plain(raw)?;
+    if tls == SmtpTls::Implicit {
+        c.upgrade()?;
+    }
+    c.send("220 127.0.0.1 ESMTP recur-test\r\n")?;
     let mut mail = Mail {
         from: String::new(),
         rcpt: Vec::new(),
         auth_user: None,
         data: String::new(),
+        tls: c.tls,
     };
-    let mut line = String::new();
     loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
+        let Some(line) = c.line()? else {
             return Ok(());
-        }
+        };
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            if auth.is_some() {
-                w.write_all(b"250-127.0.0.1\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")?;
-            } else {
-                w.write_all(b"250-127.0.0.1\r\n250 8BITMIME\r\n")?;
+            let mut ext = vec!["127.0.0.1"];
+            if tls == SmtpTls::StartTls && !c.tls {
+                ext.push("STARTTLS");
             }
+            if auth.is_some() {
+                ext.push("AUTH PLAIN LOGIN");
+            }
+            ext.push("8BITMIME");
+            let n = ext.len();
+            for (i, e) in ext.iter().enumerate() {
+                c.send(&format!("250{}{e}\r\n", if i + 1 == n { " " } else { "-" }))?;
+            }
+        } else if upper == "STARTTLS" {
+            c.send("220 2.0.0 Ready to start TLS\r\n")?;
+            c.upgrade()?;
+            mail.tls = true;
         } else if upper.starts_with("AUTH PLAIN") {
             let b64 = match cmd.split_whitespace().nth(2) {
                 Some(b) => b.to_string(),
                 None => {
-                    w.write_all(b"334 \r\n")?;
-                    line.clear();
-                    r.read_line(&mut line)?;
-                    line.trim().to_string()
+                    c.send("334 \r\n")?;
+                    c.line()?.unwrap_or_default().trim().to_string()
                 }
             };
             let raw = decode_base64(&b64);
@@ -268,61 +373,59 @@ fn smtp_session(
                 .split(|b| *b == 0)
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .collect();
-            let (user, pass) = (
-                parts.get(1).cloned().unwrap_or_default(),
-                parts.get(2).cloned().unwrap_or_default(),
-            );
-            check_auth(&mut w, auth, &mut mail, user, pass)?;
+            let user = parts.get(1).cloned().unwrap_or_default();
+            let pass = parts.get(2).cloned().unwrap_or_default();
+            check_auth(&mut c, auth, &mut mail, user, pass)?;
         } else if upper.starts_with("AUTH LOGIN") {
-            w.write_all(b"334 VXNlcm5hbWU6\r\n")?;
-            line.clear();
-            r.read_line(&mut line)?;
-            let user = String::from_utf8_lossy(&decode_base64(line.trim())).into_owned();
-            w.write_all(b"334 UGFzc3dvcmQ6\r\n")?;
-            line.clear();
-            r.read_line(&mut line)?;
-            let pass = String::from_utf8_lossy(&decode_base64(line.trim())).into_owned();
-            check_auth(&mut w, auth, &mut mail, user, pass)?;
+            c.send("334 VXNlcm5hbWU6\r\n")?;
+            let user = c.line()?.unwrap_or_default();
+            let user = String::from_utf8_lossy(&decode_base64(user.trim())).into_owned();
+            c.send("334 UGFzc3dvcmQ6\r\n")?;
+            let pass = c.line()?.unwrap_or_default();
+            let pass = String::from_utf8_lossy(&decode_base64(pass.trim())).into_owned();
+            check_auth(&mut c, auth, &mut mail, user, pass)?;
         } else if upper.starts_with("MAIL FROM:") {
+            if tls == SmtpTls::StartTls && !c.tls {
+                c.send("530 5.7.0 Must issue a STARTTLS command first\r\n")?;
+                continue;
+            }
             if auth.is_some() && mail.auth_user.is_none() {
-                w.write_all(b"530 5.7.0 Authentication required\r\n")?;
+                c.send("530 5.7.0 Authentication required\r\n")?;
                 continue;
             }
             mail.from = cmd[10..].trim().to_string();
-            w.write_all(b"250 OK\r\n")?;
+            c.send("250 OK\r\n")?;
         } else if upper.starts_with("RCPT TO:") {
             mail.rcpt.push(cmd[8..].trim().to_string());
-            w.write_all(b"250 OK\r\n")?;
+            c.send("250 OK\r\n")?;
         } else if upper == "DATA" {
-            w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
+            c.send("354 End data with <CR><LF>.<CR><LF>\r\n")?;
             let mut data = String::new();
             loop {
-                line.clear();
-                if r.read_line(&mut line)? == 0 {
+                let Some(line) = c.line()? else {
                     return Ok(());
-                }
+                };
                 if line == ".\r\n" || line == ".\n" {
                     break;
                 }
-                let l = line.strip_prefix('.').unwrap_or(&line);
-                data.push_str(l);
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
             }
             mail.data = data;
             mails.lock().unwrap().push(mail.clone());
-            w.write_all(b"250 OK queued\r\n")?;
+            c.send("250 OK queued\r\n")?;
         } else if upper == "QUIT" {
-            w.write_all(b"221 Bye\r\n")?;
+            c.send("221 Bye\r\n")?;
             return Ok(());
         } else if upper == "RSET" || upper == "NOOP" {
-            w.write_all(b"250 OK\r\n")?;
+            c.send("250 OK\r\n")?;
         } else {
-            w.write_all(b"502 Command not implemented\r\n")?;
+            c.send("502 Command not implemented\r\n")?;
         }
     }
 }
 
 fn check_auth(
-    w: &mut TcpStream,
+    w: &mut Conn,
     auth: Option<&(String, String)>,
     mail: &mut Mail,
     user: String,
@@ -331,9 +434,9 @@ fn check_auth(
     match auth {
         Some((u, p)) if *u == user && *p == pass => {
             mail.auth_user = Some(user);
-            w.write_all(b"235 2.7.0 Authentication successful\r\n")
+            w.send("235 2.7.0 Authentication successful\r\n")
         }
-        _ => w.write_all(b"535 5.7.8 Authentication credentials invalid\r\n"),
+        _ => w.send("535 5.7.8 Authentication credentials invalid\r\n"),
     }
 }
 

@@ -257,5 +257,6 @@ fn list(
             &cells
         )
     )?;
+    writeln!(out)?;
     Ok(0)
 }

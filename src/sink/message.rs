@@ -18,7 +18,8 @@ pub struct Notification {
     pub title: String,
     pub severity: String,
     pub verdict: String,
-    /// Recurrences in the episode when the notification became due.
+    /// Recurrences in the episode when the notification is rendered (for a digest: how many
+    /// notifications it folds).
     pub error_count: u64,
     pub window: String,
     pub first_seen: Option<Timestamp>,
@@ -105,7 +106,9 @@ impl Notification {
             error_count: if intent.kind == IntentKind::Digest {
                 intent.folded.len() as u64
             } else {
-                intent.count
+                // The episode so far, not only the recurrences that opened it: a batch over
+                // history knows the whole burst by the time it sends.
+                ep.map_or(intent.count, |e| e.count.max(intent.count))
             },
             window: format_duration(rule.alert.window),
             first_seen,
@@ -183,7 +186,7 @@ impl Notification {
         s.push_str(&format!("{}\n", self.subject()));
         s.push_str(&format!("  {} [{}]\n", self.title, self.severity));
         s.push_str(&format!(
-            "  {} error{} in the {} window, first seen {}, last seen {}\n",
+            "  {} error{} in this episode (alert window {}), first seen {}, last seen {}\n",
             self.error_count,
             if self.error_count == 1 { "" } else { "s" },
             self.window,

@@ -99,7 +99,10 @@ fn facts(n: &Notification) -> Vec<(&'static str, String)> {
         ("Verdict", n.verdict.clone()),
         (
             "Errors",
-            format!("{} in the {} window", n.error_count, n.window),
+            format!(
+                "{} in this episode (alert window {})",
+                n.error_count, n.window
+            ),
         ),
         ("First seen", t(n.first_seen)),
         ("Last seen", t(n.last_seen)),

@@ -124,7 +124,7 @@ url_env = "T_SLACK_URL"
         "deadline: 2025-09-09 04:00:00Z",
         "first seen 2025-09-10 08:00:00Z",
         "last seen 2025-09-10 08:05:00Z",
-        "1h window",
+        "2 errors in this episode (alert window 1h)",
         ANALYSIS,
         "sample 1:",
         "sample 2:",

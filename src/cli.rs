@@ -60,6 +60,11 @@ pub enum Command {
     Check(RulesArgs),
     /// Run every rule's [[example]] lines and report pass/fail.
     Test(RulesArgs),
+    /// Send a clearly marked test notification through one channel; exit 0 if it was accepted, 2 with the precise failure otherwise.
+    NotifyTest(mode::notify::NotifyTestArgs),
+    /// Work the notification outbox: send due deliveries now, or list them.
+    #[command(subcommand)]
+    Outbox(mode::notify::OutboxCommand),
     /// Maintain the state database.
     #[command(subcommand)]
     State(mode::state::StateCommand),
@@ -95,6 +100,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 .or_else(|| Some(PathBuf::from("recur.toml")).filter(|p| p.exists()));
             mode::check::run(&a.rules, config.as_deref(), color_err, &mut out, &mut err)
         }
+        Command::NotifyTest(a) => mode::notify::run_test(a, color_err, &mut out, &mut err),
+        Command::Outbox(c) => mode::notify::run_outbox(c, color_err, &mut out, &mut err),
         Command::State(c) => mode::state::run(c, color_err, &mut out, &mut err),
         Command::Test(a) => {
             let config = a

@@ -29,6 +29,7 @@
 //! to           = ["oncall@example.com"]
 //! username_env = "SMTP_USER"             # credentials come from the environment
 //! password_env = "SMTP_PASSWORD"
+//! ca_file      = "/etc/ssl/private-ca.pem"  # optional extra trusted roots (PEM)
 //! ```
 //!
 //! Like rule files, the whole file is checked and every error reported with its location.
@@ -84,6 +85,7 @@ const EMAIL_KEYS: &[&str] = &[
     "to",
     "username_env",
     "password_env",
+    "ca_file",
 ];
 const WEBHOOK_KEYS: &[&str] = &["type", "url", "url_env", "headers_env"];
 const SLACK_KEYS: &[&str] = &["type", "url", "url_env"];
@@ -207,6 +209,8 @@ pub enum ChannelConfig {
         to: Vec<String>,
         username_env: Option<String>,
         password_env: Option<String>,
+        /// Extra trusted root certificates (PEM), for relays with a private CA.
+        ca_file: Option<PathBuf>,
     },
     /// A generic JSON webhook; exactly one of `url` and `url_env` is set.
     Webhook {
@@ -580,7 +584,10 @@ fn read_channel(
                     header.clone(),
                     "add the sender, e.g. `from = \"recur@example.com\"`",
                 )
-                .and_then(|i| r.non_empty_str("from", i));
+                .and_then(|i| {
+                    let s = r.non_empty_str("from", i)?;
+                    mailbox(r, s, i.span()).then_some(s)
+                });
             let to = r
                 .required(
                     t,
@@ -589,7 +596,15 @@ fn read_channel(
                     "add the recipients, e.g. `to = [\"oncall@example.com\"]`",
                 )
                 .and_then(|i| {
+                    let spans = r.str_array("to", i)?;
                     let list = non_empty_names(r, "to", i)?;
+                    let mut ok = true;
+                    for (addr, span) in &spans {
+                        ok &= mailbox(r, addr, span.clone());
+                    }
+                    if !ok {
+                        return None;
+                    }
                     if list.is_empty() {
                         let d = r
                             .at(i.span(), "`to` lists no recipient")
@@ -601,6 +616,10 @@ fn read_channel(
                 });
             let username_env = env_name(r, t, "username_env");
             let password_env = env_name(r, t, "password_env");
+            let ca_file = r.optional(t, "ca_file", None, |r, i| {
+                r.non_empty_str("ca_file", i)
+                    .map(|s| Some(PathBuf::from(s)))
+            });
             Some(ChannelConfig::Email {
                 url: url?.0,
                 tls: tls?,
@@ -608,6 +627,7 @@ fn read_channel(
                 to: to?,
                 username_env: username_env?,
                 password_env: password_env?,
+                ca_file: ca_file?,
             })
         }
         "webhook" => {
@@ -655,6 +675,24 @@ fn read_channel(
         _ => {
             r.check_keys(t, CONSOLE_KEYS, "a console channel");
             Some(ChannelConfig::Console)
+        }
+    }
+}
+
+/// Checks an email address (`a@example.com` or `Name <a@example.com>`), reporting it if bad.
+fn mailbox(r: &mut Reader<'_>, addr: &str, span: Option<Range<usize>>) -> bool {
+    if addr.trim().is_empty() {
+        return true; // reported as an empty name already
+    }
+    match addr.parse::<lettre::message::Mailbox>() {
+        Ok(_) => true,
+        Err(e) => {
+            let d = r
+                .at(span, format!("`{addr}` is not an email address: {e}"))
+                .with_label("invalid address")
+                .with_hint("write `user@example.com` or `Name <user@example.com>`");
+            r.push(d);
+            false
         }
     }
 }

@@ -153,6 +153,19 @@ pub fn strip_controls(s: &str) -> String {
         .collect()
 }
 
+/// Like [`strip_controls`] but keeps line breaks (for multi-line rendered text).
+pub fn strip_controls_keep_newlines(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' && c != '\n' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Cuts `s` to at most `cap` bytes on a character boundary, marking the cut.
 pub fn cap_text(s: &str, cap: usize) -> String {
     if s.len() <= cap {

@@ -100,6 +100,7 @@ fn parses_a_full_config() {
             to: vec!["oncall@example.com".into(), "lead@example.com".into()],
             username_env: Some("SMTP_USER".into()),
             password_env: Some("SMTP_PASSWORD".into()),
+            ca_file: None,
         }
     );
     assert_eq!(
@@ -359,4 +360,18 @@ fn rule_channels_are_validated() {
             .unwrap()
             .starts_with("no recur.toml was loaded")
     );
+}
+
+#[test]
+fn email_addresses_are_checked_with_their_location() {
+    let (d, (line, col)) = one_err(
+        "[channels.m]\ntype = \"email\"\nurl = \"smtp://h\"\nfrom = \"r@example.com\"\nto = [\"a@example.com\", \"not an address\"]\n",
+    );
+    assert!(
+        d.message
+            .contains("`not an address` is not an email address"),
+        "{}",
+        d.message
+    );
+    assert_eq!((line, col), (5, 24));
 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod common;
 pub mod grep;
+pub mod notify;
 pub mod scan;
 pub mod state;
 pub mod status;

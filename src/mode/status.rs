@@ -11,7 +11,7 @@ use super::scan::OutputFormat;
 use crate::report::{
     RemediationReport, format_time, group_thousands, paint_verdict, summarize, table,
 };
-use crate::store::{DeliveryStatus, SqliteStore, Store, StoredIntent};
+use crate::store::{Delivery, DeliveryStatus, SqliteStore, Store, StoredIntent};
 
 /// `recur status` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -47,6 +47,8 @@ pub struct StatusReport {
     pub retired: Vec<Retired>,
     /// Notifications that could not be delivered after every attempt.
     pub failed_notifications: Vec<StoredIntent>,
+    /// The outbox rows given up (channel, attempts, last error), for the failed notifications.
+    pub failed_deliveries: Vec<Delivery>,
     pub pending_notifications: u64,
 }
 
@@ -108,11 +110,17 @@ pub fn run(
         .iter()
         .filter(|i| i.status == DeliveryStatus::Pending)
         .count() as u64;
+    let failed_deliveries: Vec<Delivery> = store
+        .deliveries(None)?
+        .into_iter()
+        .filter(|d| d.status == DeliveryStatus::Failed)
+        .collect();
     let bad = reports.iter().any(|r| r.verdict.is_bad());
     let report = StatusReport {
         remediations: reports,
         retired,
         failed_notifications: failed,
+        failed_deliveries,
         pending_notifications: pending,
     };
     match args.format {
@@ -184,6 +192,15 @@ fn write_human(report: &StatusReport, color: bool, out: &mut dyn Write) -> std::
             "notification {} for {} FAILED after every attempt",
             f.key, f.remediation
         )?;
+        for d in report.failed_deliveries.iter().filter(|d| d.key == f.key) {
+            writeln!(
+                out,
+                "  via {}: {} attempts, last error: {}",
+                d.channel,
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("-")
+            )?;
+        }
     }
     if report.pending_notifications > 0 {
         writeln!(

@@ -250,7 +250,7 @@ fn parse_rule(path: &Path, text: &str) -> Parsed {
         Some(item) => r.table("scope", item).map(|t| conditions(&mut r, t)),
     };
     let signatures = parse_signatures(&mut r, root);
-    let alert = parse_alert(&mut r, root);
+    let alert = parse_alert(&mut r, root, text);
     let examples = parse_examples(&mut r, root, text);
 
     let id_for_dupes = id.clone();
@@ -380,7 +380,7 @@ fn parse_fix(r: &mut Reader<'_>, root: &dyn TableLike) -> Option<Fix> {
     })
 }
 
-fn parse_alert(r: &mut Reader<'_>, root: &dyn TableLike) -> Option<Alert> {
+fn parse_alert(r: &mut Reader<'_>, root: &dyn TableLike, text: &str) -> Option<Alert> {
     let default = Alert::default();
     let Some(item) = root.get("alert") else {
         return Some(default);
@@ -417,7 +417,27 @@ fn parse_alert(r: &mut Reader<'_>, root: &dyn TableLike) -> Option<Alert> {
             .and_then(|n| u32::try_from(n).ok())
     });
     let template = r.optional(t, "template", None, |r, i| {
-        r.str("template", i).map(|s| Some(s.to_string()))
+        let s = r.str("template", i)?;
+        match crate::sink::render::check_template(s) {
+            Ok(()) => Some(Some(s.to_string())),
+            Err(e) => {
+                let d = r
+                    .at(
+                        template_error_span(text, i.span(), s, &e),
+                        format!(
+                            "invalid template: {}{}",
+                            e.detail().unwrap_or("syntax error"),
+                            e.line()
+                                .map(|l| format!(" (template line {l})"))
+                                .unwrap_or_default()
+                        ),
+                    )
+                    .with_label("template syntax error")
+                    .with_hint("`[alert] template` is a minijinja (Jinja2) template; fields such as {{ remediation_id }}, {{ error_count }}, {{ previous_analysis }} are available");
+                r.push(d);
+                None
+            }
+        }
     });
     Some(Alert {
         threshold: threshold?,
@@ -428,6 +448,46 @@ fn parse_alert(r: &mut Reader<'_>, root: &dyn TableLike) -> Option<Alert> {
         samples: samples?,
         template: template?,
     })
+}
+
+/// Where a template error is in the rule file: the exact bytes when the TOML string holds the
+/// template verbatim (literal strings, or basic strings without escapes), else the whole value.
+fn template_error_span(
+    text: &str,
+    item_span: Option<Range<usize>>,
+    template: &str,
+    e: &minijinja::Error,
+) -> Option<Range<usize>> {
+    let span = item_span?;
+    let raw = text.get(span.clone())?;
+    let (Some(range), Some(delim)) = (
+        e.range(),
+        ["'''", "\"\"\"", "'", "\""]
+            .iter()
+            .find(|d| raw.starts_with(**d)),
+    ) else {
+        return Some(span);
+    };
+    let mut start = span.start + delim.len();
+    // A newline right after an opening triple quote is not part of the string.
+    if delim.len() == 3 {
+        if text[start..].starts_with("\r\n") {
+            start += 2;
+        } else if text[start..].starts_with('\n') {
+            start += 1;
+        }
+    }
+    let body = text.get(start..start + template.len());
+    if body == Some(template) && range.end <= template.len() {
+        let end = if range.end > range.start {
+            range.end
+        } else {
+            range.start + 1
+        };
+        Some(start + range.start..start + end.min(template.len()))
+    } else {
+        Some(span)
+    }
 }
 
 /// A table with the span of its header (`[[signature]]`) or of its braces.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Channel, Notification, SendError};
+use super::{Channel, Notification, SendError, render};
 
 pub struct Console {
     pub json: bool,
@@ -11,9 +11,9 @@ pub struct Console {
 impl Channel for Console {
     fn send(&self, n: &Notification) -> Result<(), SendError> {
         let text = if self.json {
-            serde_json::to_string(&n.payload()).map_err(|e| SendError(e.to_string()))? + "\n"
+            serde_json::to_string(&render::webhook(n)).map_err(|e| SendError(e.to_string()))? + "\n"
         } else {
-            n.text()
+            render::human_text(n)
         };
         let mut err = std::io::stderr().lock();
         err.write_all(text.as_bytes())

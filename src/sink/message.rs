@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::duration::format_duration;
-use crate::redact::{Redactor, cap_text};
+use crate::redact::{Redactor, cap_text, strip_controls};
 use crate::report::{RemediationReport, format_time};
 use crate::rule::Remediation;
 use crate::store::{Store, StoreError, StoredIntent};
@@ -18,7 +18,8 @@ pub struct Notification {
     pub title: String,
     pub severity: String,
     pub verdict: String,
-    /// Recurrences in the episode when the notification became due.
+    /// Recurrences in the episode when the notification is rendered (for a digest: how many
+    /// notifications it folds).
     pub error_count: u64,
     pub window: String,
     pub first_seen: Option<Timestamp>,
@@ -35,7 +36,25 @@ pub struct Notification {
     /// For digests: one line per folded notification.
     pub folded: Vec<String>,
     pub test: bool,
+    /// The rule's `[alert] template` for the human text, if any (rendered per channel).
+    #[serde(skip)]
+    pub template: Option<String>,
 }
+
+/// Redacts a stored sample again with the current policy: a JSON sample is re-parsed so field
+/// names added to `[redact] fields` since it was stored are masked too.
+fn redact_sample(redactor: &Redactor, sample: &str) -> String {
+    if sample.starts_with('{') {
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(sample) {
+            redactor.value(&mut v);
+            return v.to_string();
+        }
+    }
+    redactor.text(sample)
+}
+
+/// Size cap of one sample in a notification.
+pub const SAMPLE_CAP: usize = 2048;
 
 impl Notification {
     pub fn build(
@@ -60,7 +79,12 @@ impl Notification {
                 _ => false,
             })
             .take(rule.alert.samples as usize)
-            .map(|o| cap_text(&redactor.text(&o.sample), 2048))
+            .map(|o| {
+                cap_text(
+                    &strip_controls(&redact_sample(redactor, &o.sample)),
+                    SAMPLE_CAP,
+                )
+            })
             .collect();
         samples.truncate(rule.alert.samples as usize);
         let first_seen = ep.map(|e| e.first_seen).or(report.first_seen);
@@ -69,32 +93,68 @@ impl Notification {
             (Some(f), Some(t)) => Some(format_duration(t.duration_since(f))),
             _ => None,
         };
+        // Everything free-form is redacted again at render time: a secret pasted into a rule's
+        // title or action, or a pattern added to `[redact]` since a sample was stored, must not
+        // leave either.
+        let clean = |s: &str| strip_controls(&redactor.text(s));
         Ok(Notification {
             kind: intent.kind,
             remediation_id: rule.id.clone(),
-            title: rule.title.clone(),
+            title: clean(&rule.title),
             severity: rule.severity.as_str().to_string(),
             verdict: report.verdict.as_str().to_string(),
             error_count: if intent.kind == IntentKind::Digest {
                 intent.folded.len() as u64
             } else {
-                intent.count
+                // The episode so far, not only the recurrences that opened it: a batch over
+                // history knows the whole burst by the time it sends.
+                ep.map_or(intent.count, |e| e.count.max(intent.count))
             },
             window: format_duration(rule.alert.window),
             first_seen,
             last_seen,
             fixed_at: rule.fix.fixed_at,
             since_fix,
-            owner: rule.owner.clone(),
-            action_required: rule.action.clone(),
-            previous_analysis: rule.analysis.clone(),
+            owner: clean(&rule.owner),
+            action_required: clean(&rule.action),
+            previous_analysis: clean(&rule.analysis),
             deadline: rule.fix.deadline,
             samples,
             dedup_key: intent.key.clone(),
             episode_start: intent.episode_start,
-            folded: intent.folded.clone(),
+            folded: intent.folded.iter().map(|f| clean(f)).collect(),
             test: false,
+            template: rule.alert.template.clone(),
         })
+    }
+
+    /// A clearly marked test notification for `recur notify-test` (no store needed).
+    pub fn test_message(channel: &str, now: Timestamp) -> Self {
+        let hour = jiff::SignedDuration::from_hours(1);
+        let fixed = now - hour * 24;
+        Notification {
+            kind: IntentKind::Open,
+            remediation_id: "RECUR_TEST_NOTIFICATION".to_string(),
+            title: format!("Test notification from recur through channel `{channel}`"),
+            severity: "info".to_string(),
+            verdict: "test".to_string(),
+            error_count: 1,
+            window: "1h".to_string(),
+            first_seen: Some(now - hour),
+            last_seen: Some(now),
+            fixed_at: Some(fixed),
+            since_fix: Some(format_duration((now - hour).duration_since(fixed))),
+            owner: "recur".to_string(),
+            action_required: "NONE: this is a test; no action is required".to_string(),
+            previous_analysis: "https://example.com/recur/test-notification".to_string(),
+            deadline: None,
+            samples: vec![r#"{"message":"recur notify-test sample"}"#.to_string()],
+            dedup_key: format!("test/{channel}/{}", now.as_second()),
+            episode_start: now - hour,
+            folded: Vec::new(),
+            test: true,
+            template: None,
+        }
     }
 
     /// The JSON body of webhooks and console JSON lines.
@@ -126,7 +186,7 @@ impl Notification {
         s.push_str(&format!("{}\n", self.subject()));
         s.push_str(&format!("  {} [{}]\n", self.title, self.severity));
         s.push_str(&format!(
-            "  {} error{} in the {} window, first seen {}, last seen {}\n",
+            "  {} error{} in this episode (alert window {}), first seen {}, last seen {}\n",
             self.error_count,
             if self.error_count == 1 { "" } else { "s" },
             self.window,

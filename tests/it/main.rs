@@ -3,5 +3,7 @@
 
 mod grep;
 mod harness;
+mod notify;
 mod scan;
+mod servers;
 mod track;

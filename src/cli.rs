@@ -58,6 +58,8 @@ pub enum Command {
     Check(RulesArgs),
     /// Run every rule's [[example]] lines and report pass/fail.
     Test(RulesArgs),
+    /// Follow live log files (sidecar): through rotation, truncation and restarts, notifying as episodes open.
+    Watch(mode::watch::WatchArgs),
     /// Maintain the state database.
     #[command(subcommand)]
     State(mode::state::StateCommand),
@@ -84,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut err = stderr.lock();
     match &cli.command {
         Command::Scan(a) => mode::scan::run(a, color_out, &mut out, &mut err),
+        Command::Watch(a) => mode::watch::run(a, color_err, &mut err),
         Command::Status(a) => mode::status::run(a, color_out, &mut out, &mut err),
         Command::Check(a) => {
             let config = a

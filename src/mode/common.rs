@@ -1,8 +1,8 @@
 //! Plumbing shared by the modes: loading rules and config, opening the store, time bounds,
 //! and turning stored facts into notification intents.
 
-use std::io::Write;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,15 +11,17 @@ use jiff::{SignedDuration, Timestamp};
 use crate::config::Config;
 use crate::decode::Event;
 use crate::diag;
+use crate::duration::parse_duration;
 use crate::matcher::Hit;
 use crate::redact::Redactor;
-use crate::search::Sink;
-use crate::source::framing::Record;
-use crate::duration::parse_duration;
 use crate::report::{RemediationReport, summarize};
 use crate::rule::{Remediation, load_rules_dir};
+use crate::search::Sink;
 use crate::sink::channels_for;
-use crate::store::{DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent, StoredOccurrence};
+use crate::source::framing::Record;
+use crate::store::{
+    DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent, StoredOccurrence,
+};
 use crate::track::{IntentDraft, IntentKind, intents_for};
 
 /// The default state file, relative to the working directory.

@@ -70,7 +70,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "PATH", env = "RECUR_STATE")]
     pub state: Option<PathBuf>,
     /// Input format; `auto` detects per file and line.
-    #[arg(long, value_enum, value_name = "FORMAT", default_value = "auto", env = "RECUR_INPUT")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "auto",
+        env = "RECUR_INPUT"
+    )]
     pub input: Format,
     /// Read files that exist at startup (and have no checkpoint) from their start, not their end.
     #[arg(long, env = "RECUR_FROM_BEGINNING")]
@@ -152,7 +158,11 @@ fn rules_fingerprint(dir: &Path) -> u64 {
             rd.flatten()
                 .filter_map(|e| {
                     let m = e.metadata().ok()?;
-                    let mt = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+                    let mt = m
+                        .modified()
+                        .ok()?
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()?;
                     Some(format!("{:?}|{}|{}", e.file_name(), m.len(), mt.as_nanos()))
                 })
                 .collect()
@@ -215,7 +225,12 @@ fn native_watcher(
             Ok(ev) => {
                 // The state database's own writes are not news.
                 if let Some(ig) = &ignore {
-                    if !ev.paths.is_empty() && ev.paths.iter().all(|p| p.starts_with(ig) || p.to_string_lossy().starts_with(&*ig.to_string_lossy())) {
+                    if !ev.paths.is_empty()
+                        && ev.paths.iter().all(|p| {
+                            p.starts_with(ig)
+                                || p.to_string_lossy().starts_with(&*ig.to_string_lossy())
+                        })
+                    {
                         return;
                     }
                 }
@@ -334,7 +349,10 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
                 tracing::info!("watching with native notifications");
             }
             Err(e) if args.watch_mode == WatchMode::Auto => {
-                tracing::warn!("native notifications unavailable ({e}); polling every {:?}", interval);
+                tracing::warn!(
+                    "native notifications unavailable ({e}); polling every {:?}",
+                    interval
+                );
             }
             Err(e) => {
                 tracing::error!("native notifications unavailable: {e}");
@@ -375,7 +393,9 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
                 Some(new) => {
                     tracing::info!(rules = new.rules.len(), "rules reloaded");
                     store.note_remediations(&new.rules, Timestamp::now())?;
-                    metrics.rules_loaded.store(new.rules.len() as u64, Ordering::Relaxed);
+                    metrics
+                        .rules_loaded
+                        .store(new.rules.len() as u64, Ordering::Relaxed);
                     Metrics::add(&metrics.rule_reloads, 1);
                     loaded = new;
                     looper.refresh_due = true;
@@ -399,7 +419,9 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         match wait_for(&rx, wait) {
             Some(Wake::Stop) => break,
             Some(Wake::Reload) => reload = true,
-            Some(Wake::Rescan) => tracing::debug!("notification queue overflowed; looking at every file"),
+            Some(Wake::Rescan) => {
+                tracing::debug!("notification queue overflowed; looking at every file")
+            }
             Some(Wake::Fs) | None => {}
         }
         if stop.load(Ordering::Relaxed) {
@@ -523,15 +545,19 @@ impl Looper<'_> {
             (tailer.live.len() + tailer.rotated.len()) as u64,
             Ordering::Relaxed,
         );
-        m.checkpoint_lag_bytes.store(tailer.lag(), Ordering::Relaxed);
+        m.checkpoint_lag_bytes
+            .store(tailer.lag(), Ordering::Relaxed);
 
         // Episodes in event time, intents, and the outbox.
         let now = Timestamp::now();
-        if self.refresh_due || self.last_refresh.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) {
+        if self.refresh_due
+            || self
+                .last_refresh
+                .is_none_or(|t| t.elapsed() >= REFRESH_EVERY)
+        {
             self.refresh_due = false;
             self.last_refresh = Some(Instant::now());
-            let (_, created) =
-                common::refresh(store, &loaded.rules, self.config, &self.opts, now)?;
+            let (_, created) = common::refresh(store, &loaded.rules, self.config, &self.opts, now)?;
             for i in &created {
                 tracing::info!(remediation = %i.remediation, key = %i.key, kind = i.kind.as_str(), count = i.count, "episode notification recorded");
             }
@@ -559,20 +585,15 @@ impl Looper<'_> {
                 .iter()
                 .filter(|d| d.status == DeliveryStatus::Pending)
                 .count();
-            m.notifications_pending.store(pending as u64, Ordering::Relaxed);
+            m.notifications_pending
+                .store(pending as u64, Ordering::Relaxed);
         }
         Ok(more)
     }
 
     /// Reads what is complete in one file into the batch. Returns whether the read stopped at
     /// its budget with more waiting.
-    fn read_file(
-        &self,
-        t: &mut Tailed,
-        loaded: &Loaded,
-        batch: &mut Batch,
-        now: Instant,
-    ) -> bool {
+    fn read_file(&self, t: &mut Tailed, loaded: &Loaded, batch: &mut Batch, now: Instant) -> bool {
         let source = t.path.display().to_string();
         let start = t.offset;
         let mut found = Findings::default();
@@ -625,7 +646,10 @@ impl Looper<'_> {
         let mut touched: HashMap<(String, i64), ()> = HashMap::new();
         for ((rule, bucket), (n, newest)) in found.coverage {
             let id = loaded.rules[rule as usize].id.clone();
-            let e = t.coverage.entry((id.clone(), bucket)).or_insert((0, newest));
+            let e = t
+                .coverage
+                .entry((id.clone(), bucket))
+                .or_insert((0, newest));
             e.0 += n;
             e.1 = e.1.max(newest);
             touched.insert((id, bucket), ());
@@ -668,9 +692,15 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             Metrics::add(&m.truncations, 1);
             Metrics::add(&m.bytes_lost, *lost);
             match recovered_from {
-                Some(copy) if *lost == 0 => tracing::info!(file = %path, offset, copy = %copy, "truncated (copytruncate); reading the rest from the copy"),
-                Some(copy) => tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost"),
-                None if *lost > 0 => tracing::warn!(file = %path, offset, bytes_lost = lost, "truncated before recur read everything; the unread bytes are lost"),
+                Some(copy) if *lost == 0 => {
+                    tracing::info!(file = %path, offset, copy = %copy, "truncated (copytruncate); reading the rest from the copy")
+                }
+                Some(copy) => {
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost")
+                }
+                None if *lost > 0 => {
+                    tracing::warn!(file = %path, offset, bytes_lost = lost, "truncated before recur read everything; the unread bytes are lost")
+                }
                 None => tracing::info!(file = %path, offset, "truncated; reading from the start"),
             }
         }

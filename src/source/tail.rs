@@ -352,7 +352,12 @@ impl Tailer {
             live: HashMap::new(),
             rotated: Vec::new(),
             forget: Vec::new(),
-            startup: Some(checkpoints.into_iter().map(|c| (c.path.clone(), c)).collect()),
+            startup: Some(
+                checkpoints
+                    .into_iter()
+                    .map(|c| (c.path.clone(), c))
+                    .collect(),
+            ),
             exclude: Vec::new(),
         }
     }
@@ -381,8 +386,16 @@ impl Tailer {
                 dir.push(c);
             }
             let recursive = p.contains("**");
-            let dir = if dir == path { path.parent().map(Path::to_path_buf).unwrap_or_default() } else { dir };
-            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+            let dir = if dir == path {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            } else {
+                dir
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
             out.insert((dir.clone(), recursive));
             // A symlinked file (Kubernetes) rotates in its target's directory.
             if let Ok(real) = std::fs::canonicalize(path) {
@@ -509,7 +522,8 @@ impl Tailer {
     fn resume_from(&mut self, path: &Path, cp: Checkpoint, events: &mut Vec<TailEvent>) {
         let Ok(file) = File::open(path) else { return };
         let key = path.display().to_string();
-        let Ok(mut t) = Tailed::open(path, key.clone(), file, cp.offset, cp.line, self.framing) else {
+        let Ok(mut t) = Tailed::open(path, key.clone(), file, cp.offset, cp.line, self.framing)
+        else {
             return;
         };
         if t.matches(&cp) {
@@ -558,21 +572,32 @@ impl Tailer {
             .ok()
             .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()));
         for dir in dirs {
-            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             let mut cands: Vec<PathBuf> = rd
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
                     p.file_name().is_some_and(|n| {
                         let n = n.to_string_lossy();
-                        n.starts_with(&name) || real_name.as_ref().is_some_and(|r| n.starts_with(r.as_str()))
+                        n.starts_with(&name)
+                            || real_name
+                                .as_ref()
+                                .is_some_and(|r| n.starts_with(r.as_str()))
                     })
                 })
                 .collect();
             cands.sort();
             for c in cands {
-                let Ok(m) = std::fs::metadata(&c) else { continue };
+                let Ok(m) = std::fs::metadata(&c) else {
+                    continue;
+                };
                 if !m.is_file() {
                     continue;
                 }
@@ -583,7 +608,8 @@ impl Tailer {
                 let Ok(file) = File::open(&c) else { continue };
                 let base = parse_rotated_key(&cp.path).map_or(cp.path.as_str(), |k| k.0);
                 let key = rotated_key(base, m.dev(), m.ino());
-                let Ok(mut t) = Tailed::open(&c, key, file, cp.offset, cp.line, self.framing) else {
+                let Ok(mut t) = Tailed::open(&c, key, file, cp.offset, cp.line, self.framing)
+                else {
                     continue;
                 };
                 if t.same_content(cp) {
@@ -613,7 +639,14 @@ impl Tailer {
         // Start over on the same file.
         let file = match File::open(path) {
             Ok(f) => f,
-            Err(_) => return TailEvent::Truncated { path: path.display().to_string(), offset: old_offset, recovered_from: None, lost: 0 },
+            Err(_) => {
+                return TailEvent::Truncated {
+                    path: path.display().to_string(),
+                    offset: old_offset,
+                    recovered_from: None,
+                    lost: 0,
+                };
+            }
         };
         let key = path.display().to_string();
         if let Ok(mut fresh) = Tailed::open(path, key, file, 0, 1, self.framing) {

@@ -4,3 +4,4 @@
 mod harness;
 mod scan;
 mod track;
+mod watch;

@@ -693,10 +693,10 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             Metrics::add(&m.bytes_lost, *lost);
             match recovered_from {
                 Some(copy) if *lost == 0 => {
-                    tracing::info!(file = %path, offset, copy = %copy, "truncated (copytruncate); reading the rest from the copy")
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = 0, "truncated (copytruncate); reading the rest from the copy. Lines written between the copy and the truncation are in neither file and cannot be seen; prefer `create` rotation")
                 }
                 Some(copy) => {
-                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost")
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost; prefer `create` rotation")
                 }
                 None if *lost > 0 => {
                     tracing::warn!(file = %path, offset, bytes_lost = lost, "truncated before recur read everything; the unread bytes are lost")

@@ -193,6 +193,7 @@ impl Tailed {
                 f => f,
             }
         });
+        let saved_tail = tail_hash(&file, offset).ok();
         Ok(Tailed {
             session: format!(
                 "tail:{}:{}:{}@{offset}:{}",
@@ -215,7 +216,7 @@ impl Tailed {
             rotated: false,
             last_size: m.len(),
             idle_since: None,
-            saved_tail: None,
+            saved_tail,
             committed: None,
         })
     }

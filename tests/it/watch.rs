@@ -210,7 +210,15 @@ impl Writer {
         let handle = std::thread::spawn(move || {
             let mut n = from;
             while !s.load(Ordering::Relaxed) {
-                append(&path, &line(n));
+                // Never create the file: logrotate does, and a writer racing it to create the
+                // new file would have its line truncated away by logrotate, not by recur.
+                match OpenOptions::new().append(true).open(&path) {
+                    Ok(mut f) => f.write_all(line(n).as_bytes()).unwrap(),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                }
                 n += 1;
                 std::thread::sleep(every);
             }
@@ -319,16 +327,19 @@ fn logrotate_copytruncate_never_counts_twice_and_reports_loss() {
     assert!(w.log().contains("from the copy"), "{}", w.log());
     let lost_bytes = w.metric("recur_bytes_lost_total");
     let events = w.metric("recur_events_total");
+    let w_log = w.log();
     assert_eq!(w.stop(), 0);
     let (distinct, read) = counts(&ws);
     assert_eq!(distinct, read, "a line was read twice");
     assert_eq!(read, events);
     assert!(read <= n);
-    // Lines written between logrotate's copy and its truncation are in neither file; recur
-    // reports what it saw go missing. Everything else is read.
+    // Lines written between logrotate's copy and its truncation are in neither file: recur
+    // reports the bytes it saw that the copy lacks, and warns at every copytruncate that this
+    // window exists. Everything else is read.
     let lost = n - read;
+    assert!(w_log.contains("copytruncate"), "{w_log}");
     assert!(
-        lost <= 3 * 3,
+        lost * 10 <= n,
         "lost {lost} of {n} lines (reported {lost_bytes} bytes)\n{}",
         ws.join("stderr0.txt").display()
     );

@@ -750,3 +750,139 @@ impl Tailer {
         self.live.values_mut().chain(self.rotated.iter_mut())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(t: &mut Tailed) -> Vec<String> {
+        let mut out = Vec::new();
+        let (end, line) = {
+            let Some(mut r) = t.reader(1 << 20, u64::MAX, Instant::now()).unwrap() else {
+                return out;
+            };
+            while let Some(item) = r.next_item().unwrap() {
+                if let super::super::framing::Item::Record(rec, _) = item {
+                    out.push(String::from_utf8_lossy(rec.bytes).into_owned());
+                }
+            }
+            (r.consumed_offset(), r.next_line_number())
+        };
+        t.advance(end, line);
+        out
+    }
+
+    fn tailer(dir: &Path, start: StartAt, cps: Vec<Checkpoint>) -> Tailer {
+        Tailer::new(
+            vec![dir.join("app.log").display().to_string()],
+            start,
+            None,
+            cps,
+        )
+    }
+
+    #[test]
+    fn rotated_keys_round_trip() {
+        let k = rotated_key("/var/log/app.log", 64769, 1234);
+        assert_eq!(
+            parse_rotated_key(&k),
+            Some(("/var/log/app.log", 64769, 1234))
+        );
+        assert_eq!(parse_rotated_key("/var/log/app.log"), None);
+    }
+
+    #[test]
+    fn last_newline_end_finds_the_last_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"a\nbb\nccc").unwrap();
+        let f = File::open(&p).unwrap();
+        assert_eq!(last_newline_end(&f, 0, 8).unwrap(), 5);
+        assert_eq!(last_newline_end(&f, 5, 8).unwrap(), 5);
+        assert_eq!(last_newline_end(&f, 0, 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn partial_lines_wait_and_rotation_drains_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "old\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::End, Vec::new());
+        t.reconcile();
+        let live = t.live.get_mut(&p).unwrap();
+        assert_eq!(live.offset, 4, "existing lines are skipped at startup");
+        std::fs::write(&p, "old\none\ntw").unwrap();
+        assert_eq!(read_all(live), ["one"]);
+        // Renamed away with a partial line, a new file created: the old one is drained.
+        std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&p, "new\n").unwrap();
+        let events = t.reconcile();
+        assert!(events.contains(&TailEvent::Rotated {
+            path: p.display().to_string()
+        }));
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["new"]);
+        assert_eq!(t.rotated.len(), 1);
+        assert!(
+            read_all(&mut t.rotated[0]).is_empty(),
+            "partial line held back"
+        );
+        assert!(t.forget.contains(&p.display().to_string()));
+    }
+
+    #[test]
+    fn restart_resumes_or_finds_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        let live = t.live.get_mut(&p).unwrap();
+        assert_eq!(read_all(live), ["a", "b"]);
+        let cp = live.checkpoint().unwrap();
+        drop(t);
+
+        // Same file, grown: resume at the offset.
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp.clone()]);
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["c"]);
+        drop(t);
+
+        // Rotated while down: the rest of the old file from its new name, the new one whole.
+        std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp.clone()]);
+        t.reconcile();
+        assert_eq!(read_all(&mut t.rotated[0]), ["c"]);
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["d"]);
+        drop(t);
+
+        // Old file gone too: reported lost.
+        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp]);
+        let events = t.reconcile();
+        assert!(
+            events.iter().any(|e| matches!(e, TailEvent::Lost { .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn truncation_is_seen_even_when_rewritten_past_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "aaaa\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["aaaa"]);
+        std::fs::write(&p, "bbbbbbbbbb\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Truncated { .. })),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["bbbbbbbbbb"]);
+    }
+}

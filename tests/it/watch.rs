@@ -512,3 +512,28 @@ fn env_vars_configure_the_sidecar() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 }
+
+#[test]
+fn kubernetes_symlink_rotation() {
+    let ws = setup();
+    let target = ws.join("pods/0.log");
+    std::fs::create_dir_all(ws.join("pods")).unwrap();
+    std::fs::create_dir_all(ws.join("containers")).unwrap();
+    append(&target, "");
+    std::os::unix::fs::symlink(&target, ws.join("containers/app.log")).unwrap();
+    let w = Watch::start(&ws, &["containers/*.log"]);
+    append(&target, &(0..50).map(line).collect::<String>());
+    // The runtime renames the file behind the link and starts a new one.
+    std::fs::rename(&target, ws.join("pods/0.log.20251203-120000")).unwrap();
+    append(&target, &(50..60).map(line).collect::<String>());
+    w.wait_metric("recur_events_total", 60, 10);
+    // The link is pointed at another file (atomic symlink swap).
+    let other = ws.join("pods/1.log");
+    append(&other, &(60..65).map(line).collect::<String>());
+    std::os::unix::fs::symlink(&other, ws.join("containers/.tmp")).unwrap();
+    std::fs::rename(ws.join("containers/.tmp"), ws.join("containers/app.log")).unwrap();
+    w.wait_metric("recur_events_total", 65, 10);
+    assert!(w.metric("recur_rotations_total") >= 2, "{}", w.log());
+    assert_eq!(w.stop(), 0);
+    assert_eq!(counts(&ws), (65, 65));
+}

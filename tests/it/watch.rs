@@ -537,3 +537,42 @@ fn kubernetes_symlink_rotation() {
     assert_eq!(w.stop(), 0);
     assert_eq!(counts(&ws), (65, 65));
 }
+
+#[test]
+fn many_files_appearing_at_once_in_a_directory() {
+    let ws = setup();
+    std::fs::create_dir_all(ws.join("logs/svc")).unwrap();
+    let w = Watch::start(&ws, &["logs"]);
+    for f in 0..40u64 {
+        append(
+            &ws.join(&format!("logs/svc/{f}.log")),
+            &(f * 10..f * 10 + 5).map(line).collect::<String>(),
+        );
+    }
+    w.wait_metric("recur_events_total", 200, 15);
+    assert_eq!(w.metric("recur_files_watched"), 41);
+    assert_eq!(w.stop(), 0);
+    assert_eq!(counts(&ws), (200, 200));
+}
+
+#[test]
+fn an_episode_notifies_as_soon_as_it_opens() {
+    let ws = setup();
+    ws.rule(
+        "now",
+        &RULE
+            .replace("id = \"NUM\"", "id = \"NOW\"")
+            .replace("threshold = 1000000", "threshold = 2"),
+    );
+    let log = ws.join("logs/app.log");
+    let w = Watch::start(&ws, &["logs/app.log"]);
+    append(&log, &line(1));
+    w.wait_metric("recur_events_total", 1, 10);
+    assert_eq!(w.metric("recur_notifications_sent_total"), 0);
+    // The second recurrence (untimed: arrival time) opens the episode.
+    append(&log, &line(2));
+    w.wait_log("[recur] NOW recurred: 2 errors", 10);
+    assert_eq!(w.metric("recur_notifications_sent_total"), 1);
+    assert_eq!(w.metric("recur_notifications_pending"), 0);
+    assert_eq!(w.stop(), 0);
+}

@@ -548,7 +548,12 @@ impl Looper<'_> {
         m.checkpoint_lag_bytes
             .store(tailer.lag(), Ordering::Relaxed);
 
-        // Episodes in event time, intents, and the outbox.
+        // Episodes in event time, intents, and the outbox. When stopping, both wait for the
+        // next start (they are recomputed from the store), so a slow receiver cannot hold up
+        // the exit.
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let now = Timestamp::now();
         if self.refresh_due
             || self

@@ -65,6 +65,8 @@ pub enum Command {
     /// Work the notification outbox: send due deliveries now, or list them.
     #[command(subcommand)]
     Outbox(mode::notify::OutboxCommand),
+    /// Follow live log files (sidecar): through rotation, truncation and restarts, notifying as episodes open.
+    Watch(mode::watch::WatchArgs),
     /// Maintain the state database.
     #[command(subcommand)]
     State(mode::state::StateCommand),
@@ -92,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Scan(a) => mode::scan::run(a, color_out, &mut out, &mut err),
         Command::Grep(a) => mode::grep::run(a, color_out, color_err, &mut out, &mut err),
+        Command::Watch(a) => mode::watch::run(a, color_err, &mut err),
         Command::Status(a) => mode::status::run(a, color_out, &mut out, &mut err),
         Command::Check(a) => {
             let config = a

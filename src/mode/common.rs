@@ -1,6 +1,7 @@
 //! Plumbing shared by the modes: loading rules and config, opening the store, time bounds,
 //! and turning stored facts into notification intents.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,12 +9,19 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::config::Config;
+use crate::decode::Event;
 use crate::diag;
 use crate::duration::parse_duration;
+use crate::matcher::Hit;
+use crate::redact::Redactor;
 use crate::report::{RemediationReport, summarize};
 use crate::rule::{Remediation, load_rules_dir};
+use crate::search::Sink;
 use crate::sink::channels_for;
-use crate::store::{DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent};
+use crate::source::framing::Record;
+use crate::store::{
+    DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent, StoredOccurrence,
+};
 use crate::track::{IntentDraft, IntentKind, intents_for};
 
 /// The default state file, relative to the working directory.
@@ -210,6 +218,67 @@ pub fn refresh(
     }
     let created = store.add_intents(&rows, now)?;
     Ok((reports, created))
+}
+
+/// Stored sample size cap.
+pub const SAMPLE_BYTES: usize = 2048;
+
+/// What a search found for the store: occurrences, and in-scope counts per (rule, hour bucket)
+/// with the newest event time of each bucket.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub occurrences: Vec<StoredOccurrence>,
+    pub coverage: HashMap<(u32, i64), (u64, Timestamp)>,
+}
+
+/// The [`Sink`] shared by `scan` and `watch`: turns hits into occurrences and coverage.
+pub struct FindingsSink<'a> {
+    pub rules: &'a [Remediation],
+    pub redactor: &'a Redactor,
+    pub source: &'a str,
+    /// `watch` gives an untimed event its arrival time; `scan` leaves it untimed.
+    pub untimed_at: Option<Timestamp>,
+    pub out: &'a mut Findings,
+}
+
+/// An occurrence's identity: the event's id field, else a hash of the record's bytes.
+pub fn identity(event: &Event, bytes: &[u8]) -> String {
+    match &event.id {
+        Some(id) => format!("id:{id}"),
+        None => format!("h:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
+    }
+}
+
+impl Sink for FindingsSink<'_> {
+    fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
+        let time = event.time.or(self.untimed_at);
+        for h in hits {
+            let rule = match h {
+                Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
+            };
+            if let (Some(t), true) = (time, self.rules[rule].fix.fixed_at.is_some()) {
+                let bucket = t.as_second().div_euclid(3600) * 3600;
+                let e = self
+                    .out
+                    .coverage
+                    .entry((rule as u32, bucket))
+                    .or_insert((0, t));
+                e.0 += 1;
+                e.1 = e.1.max(t);
+            }
+            if let Hit::Occurrence { rule, signature } = *h {
+                self.out.occurrences.push(StoredOccurrence {
+                    remediation: self.rules[rule].id.clone(),
+                    identity: identity(event, record.bytes),
+                    time,
+                    signature: signature as u32,
+                    source: self.source.to_string(),
+                    line: record.line,
+                    sample: self.redactor.sample(event, SAMPLE_BYTES),
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ pub mod scan;
 pub mod state;
 pub mod status;
 pub mod test;
+pub mod watch;

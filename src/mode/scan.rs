@@ -11,14 +11,14 @@ use jiff::Timestamp;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::common::{self, IntentOptions, TimeBound};
-use crate::decode::{Event, Format};
-use crate::matcher::{Hit, Matcher};
+use super::common::{self, Findings, FindingsSink, IntentOptions, TimeBound};
+use crate::decode::Format;
+use crate::matcher::Matcher;
 use crate::redact::Redactor;
 use crate::report::{RemediationReport, format_time, group_thousands, paint_verdict, table};
 use crate::rule::Remediation;
-use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
-use crate::source::framing::{Framing, Record, RecordReader};
+use crate::search::{InvalidTally, SearchConfig, Stats, search};
+use crate::source::framing::{Framing, RecordReader};
 use crate::source::open::{Compression, open, sniff};
 use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
 use crate::store::{Batch, CoverageCell, InputRecord, StoredOccurrence};
@@ -86,8 +86,6 @@ pub struct ScanArgs {
 
 /// Chunk size for splitting large plain files across threads.
 const CHUNK_BYTES: u64 = 32 * 1024 * 1024;
-/// Stored sample size cap.
-const SAMPLE_BYTES: usize = 2048;
 
 /// Counters over all inputs, as reported in `inputs`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -141,48 +139,6 @@ struct UnitResult {
     lines: u64,
     error: Option<String>,
     error_line: Option<u64>,
-}
-
-struct ScanSink<'a> {
-    rules: &'a [Remediation],
-    redactor: &'a Redactor,
-    source: &'a str,
-    out: &'a mut UnitResult,
-}
-
-impl Sink for ScanSink<'_> {
-    fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
-        for h in hits {
-            let rule = match h {
-                Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
-            };
-            if let (Some(t), true) = (event.time, self.rules[rule].fix.fixed_at.is_some()) {
-                let bucket = t.as_second().div_euclid(3600) * 3600;
-                let e = self
-                    .out
-                    .coverage
-                    .entry((rule as u32, bucket))
-                    .or_insert((0, t));
-                e.0 += 1;
-                e.1 = e.1.max(t);
-            }
-            if let Hit::Occurrence { rule, signature } = *h {
-                let identity = match &event.id {
-                    Some(id) => format!("id:{id}"),
-                    None => format!("h:{:032x}", xxhash_rust::xxh3::xxh3_128(record.bytes)),
-                };
-                self.out.occurrences.push(StoredOccurrence {
-                    remediation: self.rules[rule].id.clone(),
-                    identity,
-                    time: event.time,
-                    signature: signature as u32,
-                    source: self.source.to_string(),
-                    line: record.line,
-                    sample: self.redactor.sample(event, SAMPLE_BYTES),
-                });
-            }
-        }
-    }
 }
 
 /// Runs `recur scan`. Returns the exit code.
@@ -483,11 +439,13 @@ fn run_unit(
     let outcome = (|| -> std::io::Result<()> {
         let mut tally = InvalidTally::default();
         let mut stats = Stats::default();
-        let mut sink = ScanSink {
+        let mut found = Findings::default();
+        let mut sink = FindingsSink {
             rules,
             redactor,
             source: &name,
-            out: &mut UnitResult::default(),
+            untimed_at: None,
+            out: &mut found,
         };
         let r = match (unit.range, input) {
             (Some((start, end)), Input::File(p)) => {
@@ -515,7 +473,6 @@ fn run_unit(
                 r
             }
         };
-        let found = std::mem::take(sink.out);
         res.occurrences = found.occurrences;
         res.coverage = found.coverage;
         res.stats = stats;

@@ -312,6 +312,10 @@ impl<R: Read> RecordReader<R> {
                 }
             }
             if !self.fill()? {
+                if !self.bom_checked {
+                    // A stream shorter than a BOM: look for its newlines before its end.
+                    continue;
+                }
                 // End of stream: a last line without newline, or an over-long tail.
                 if let Some((first, skipped)) = self.skipping.take() {
                     self.line += 1;
@@ -708,6 +712,14 @@ mod tests {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             let n = buf.len().min(self.max);
             self.inner.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn streams_shorter_than_a_bom_are_cut_at_their_newlines() {
+        for block in [1, 4096] {
+            assert_eq!(collect(b"d\n", Framing::Lines, 1024, block), ["L1:d"]);
+            assert_eq!(collect(b"\n", Framing::Lines, 1024, block), ["L1:"]);
         }
     }
 

@@ -12,6 +12,7 @@ pub mod expand;
 pub mod framing;
 pub mod open;
 pub mod plan;
+pub mod tail;
 
 use std::fmt;
 use std::path::PathBuf;

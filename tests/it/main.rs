@@ -7,3 +7,4 @@ mod notify;
 mod scan;
 mod servers;
 mod track;
+mod watch;

@@ -1,0 +1,888 @@
+//! Tailing: following live files through rotation, truncation and restarts.
+//!
+//! File-system notifications only say *when* to look; what is true comes from `stat` and
+//! `read`. Each followed file is known by its device, inode and a hash of its first bytes
+//! (`head`), and the bytes just before the saved offset are hashed too (`tail`), so that:
+//!
+//! - a rename (logrotate `create`, Kubernetes' symlink flip) shows as a new inode at the path:
+//!   the old file is drained through the descriptor recur still holds, then closed;
+//! - a truncation shows as a size below the offset, or as different bytes before the offset
+//!   (truncated and written again between two looks); for `copytruncate`, the copy next to the
+//!   file (same first bytes, at least as long as the offset) is drained from the offset first;
+//! - inode reuse after a restart shows as a different head;
+//! - a file deleted while open is drained, then its descriptor released.
+//!
+//! A record is only handed out once its newline has been written: the read window of a live
+//! file ends at its last newline, so a partial last line waits for the next look. A rotated
+//! file's unterminated last line is handed out when the file is closed (nobody will finish it).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::store::Checkpoint;
+
+use super::framing::{Framing, RecordReader};
+
+/// Bytes hashed at the start of a file for its identity.
+pub const HEAD_BYTES: u64 = 1024;
+/// Bytes hashed just before the offset to tell a truncated-and-rewritten file.
+pub const TAIL_BYTES: u64 = 256;
+/// A rotated file that stopped growing is closed after this long at its end.
+pub const ROTATED_GRACE: Duration = Duration::from_secs(5);
+
+/// Where to start a file seen for the first time at startup without a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+/// Something the tailer noticed, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailEvent {
+    /// A file is followed from `offset`.
+    Opened {
+        path: String,
+        offset: u64,
+        resumed: bool,
+    },
+    /// The file at `path` was renamed or deleted; the old one is drained before closing.
+    Rotated { path: String },
+    /// A rotated or deleted file was drained and closed.
+    Closed { path: String, deleted: bool },
+    /// The file shrank below the offset or was rewritten. `recovered_from` names the copy
+    /// (copytruncate) drained from the old offset; `lost` are bytes that could not be read.
+    Truncated {
+        path: String,
+        offset: u64,
+        recovered_from: Option<String>,
+        lost: u64,
+    },
+    /// Data that cannot be recovered: `bytes` lost when known (`None`: the file is gone and
+    /// its final size unknown).
+    Lost {
+        path: String,
+        offset: u64,
+        bytes: Option<u64>,
+        reason: String,
+    },
+}
+
+/// One followed file (live, or rotated and draining).
+#[derive(Debug)]
+pub struct Tailed {
+    /// The path it was followed under.
+    pub path: PathBuf,
+    /// Its checkpoint key: the path, or a rotated key (see [`rotated_key`]).
+    pub key: String,
+    file: File,
+    pub dev: u64,
+    pub ino: u64,
+    head_hash: String,
+    head_len: u64,
+    /// Offset of the first byte not yet searched.
+    pub offset: u64,
+    /// Line number of the next record.
+    pub line: u64,
+    /// Coverage key of this reading session (a path, identity and starting offset), so that
+    /// counts from one session accumulate and a re-read from an earlier offset never hides
+    /// behind an existing count.
+    pub session: String,
+    /// In-scope counts of this session: (rule id, hour bucket) → (count, newest time).
+    pub coverage: HashMap<(String, i64), (u64, jiff::Timestamp)>,
+    pub framing: Framing,
+    /// Rotated away (or deleted): drained, then closed.
+    pub rotated: bool,
+    /// Size seen at the last look.
+    pub last_size: u64,
+    /// When a rotated file was last seen at its end without growing.
+    idle_since: Option<Instant>,
+    /// Hash of the bytes before `offset` when it was reached.
+    saved_tail: Option<String>,
+    /// Key and offset of the last checkpoint handed out for commit.
+    pub committed: Option<(String, u64)>,
+}
+
+/// A rotated file's checkpoint key: the path it was followed under plus its identity.
+pub fn rotated_key(path: &str, dev: u64, ino: u64) -> String {
+    format!("{path} [rotated {dev}:{ino}]")
+}
+
+/// Splits a rotated key into the original path, device and inode.
+pub fn parse_rotated_key(key: &str) -> Option<(&str, u64, u64)> {
+    let rest = key.strip_suffix(']')?;
+    let i = rest.rfind(" [rotated ")?;
+    let (dev, ino) = rest[i + 10..].split_once(':')?;
+    Some((&rest[..i], dev.parse().ok()?, ino.parse().ok()?))
+}
+
+fn hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// Reads `len` bytes at `at` (fewer at end of file).
+fn read_at(file: &File, at: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len as usize];
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], at + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn head_of(file: &File, len: u64) -> io::Result<(String, u64)> {
+    let b = read_at(file, 0, len.min(HEAD_BYTES))?;
+    Ok((hash(&b), b.len() as u64))
+}
+
+fn tail_hash(file: &File, offset: u64) -> io::Result<String> {
+    let from = offset.saturating_sub(TAIL_BYTES);
+    let b = read_at(file, from, offset - from)?;
+    if (b.len() as u64) < offset - from {
+        return Ok(String::new());
+    }
+    Ok(hash(&b))
+}
+
+/// Offset just past the last newline in `[from, to)`, or `from` when there is none. Reads
+/// backwards in blocks, so the cost is bounded by the unterminated tail.
+pub fn last_newline_end(file: &File, from: u64, to: u64) -> io::Result<u64> {
+    const STEP: u64 = 64 * 1024;
+    let mut hi = to;
+    while hi > from {
+        let lo = hi.saturating_sub(STEP).max(from);
+        let b = read_at(file, lo, hi - lo)?;
+        if let Some(i) = memchr::memrchr(b'\n', &b) {
+            return Ok(lo + i as u64 + 1);
+        }
+        if (b.len() as u64) < hi - lo {
+            // The file shrank under us; the next look sorts it out.
+            return Ok(from);
+        }
+        hi = lo;
+    }
+    Ok(from)
+}
+
+impl Tailed {
+    fn open(
+        path: &Path,
+        key: String,
+        file: File,
+        offset: u64,
+        line: u64,
+        forced: Option<Framing>,
+    ) -> io::Result<Tailed> {
+        let m = file.metadata()?;
+        let (head_hash, head_len) = head_of(&file, m.len())?;
+        let framing = forced.unwrap_or_else(|| {
+            let head = read_at(&file, 0, 4096).unwrap_or_default();
+            match Framing::sniff(&head) {
+                // A growing JSON array cannot be tailed record by record; read it as lines.
+                Framing::JsonArray => Framing::Lines,
+                f => f,
+            }
+        });
+        let saved_tail = tail_hash(&file, offset).ok();
+        Ok(Tailed {
+            session: format!(
+                "tail:{}:{}:{}@{offset}:{}",
+                path.display(),
+                m.dev(),
+                m.ino(),
+                jiff::Timestamp::now().as_nanosecond()
+            ),
+            path: path.to_path_buf(),
+            key,
+            file,
+            dev: m.dev(),
+            ino: m.ino(),
+            head_hash,
+            head_len,
+            offset,
+            line,
+            coverage: HashMap::new(),
+            framing,
+            rotated: false,
+            last_size: m.len(),
+            idle_since: None,
+            saved_tail,
+            committed: None,
+        })
+    }
+
+    /// Whether this file's identity matches a checkpoint: device, inode, head and the bytes
+    /// before the offset.
+    fn matches(&self, cp: &Checkpoint) -> bool {
+        self.dev == cp.dev && self.ino == cp.inode && self.same_content(cp)
+    }
+
+    /// Whether the content is the checkpointed one (head and tail), whatever the inode.
+    fn same_content(&self, cp: &Checkpoint) -> bool {
+        let Ok(size) = self.file.metadata().map(|m| m.len()) else {
+            return false;
+        };
+        size >= cp.offset
+            && size >= cp.head_len
+            && read_at(&self.file, 0, cp.head_len).is_ok_and(|b| hash(&b) == cp.head_hash)
+            && tail_hash(&self.file, cp.offset).is_ok_and(|h| h == cp.tail_hash)
+    }
+
+    /// The checkpoint to commit with what was read so far.
+    pub fn checkpoint(&mut self) -> io::Result<Checkpoint> {
+        if self.head_len < HEAD_BYTES && self.offset > self.head_len {
+            // The head grows with the file until it is HEAD_BYTES long.
+            let (h, l) = head_of(&self.file, self.offset)?;
+            self.head_hash = h;
+            self.head_len = l;
+        }
+        Ok(Checkpoint {
+            path: self.key.clone(),
+            dev: self.dev,
+            inode: self.ino,
+            head_hash: self.head_hash.clone(),
+            head_len: self.head_len,
+            offset: self.offset,
+            line: self.line,
+            tail_hash: tail_hash(&self.file, self.offset)?,
+        })
+    }
+
+    /// A record reader over what is ready: from the offset to the last newline, or to the
+    /// very end for a rotated file that nobody writes any more (its unterminated last line is
+    /// final), at most about `budget` bytes. `None` when there is nothing to read.
+    pub fn reader(
+        &mut self,
+        max_record: usize,
+        budget: u64,
+        now: Instant,
+    ) -> io::Result<Option<RecordReader<io::Take<&File>>>> {
+        let meta = self.file.metadata()?;
+        let size = meta.len();
+        self.last_size = size;
+        let final_read = self.rotated
+            && (meta.nlink() == 0
+                || self
+                    .idle_since
+                    .is_some_and(|s| now.duration_since(s) >= ROTATED_GRACE));
+        let mut limit = if size <= self.offset {
+            self.offset
+        } else if final_read {
+            size
+        } else {
+            last_newline_end(&self.file, self.offset, size)?
+        };
+        if limit - self.offset > budget {
+            // Stop at a newline inside the budget when there is one; an over-long line is
+            // skipped by the reader without buffering, so reading it whole is safe for memory.
+            let cut = last_newline_end(&self.file, self.offset, self.offset + budget)?;
+            if cut > self.offset {
+                limit = cut;
+            }
+        }
+        if limit <= self.offset {
+            if self.rotated {
+                self.idle_since.get_or_insert(now);
+            }
+            return Ok(None);
+        }
+        self.idle_since = None;
+        let mut f = &self.file;
+        io::Seek::seek(&mut f, io::SeekFrom::Start(self.offset))?;
+        let src = (&self.file).take(limit - self.offset);
+        Ok(Some(RecordReader::resume(
+            src,
+            self.framing,
+            max_record,
+            self.offset,
+            self.line,
+        )))
+    }
+
+    /// Records that everything before `offset` was searched.
+    pub fn advance(&mut self, offset: u64, line: u64) {
+        self.offset = offset;
+        self.line = line;
+        self.saved_tail = tail_hash(&self.file, offset).ok();
+    }
+
+    /// Size of the file now.
+    pub fn size(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Follows the files that `patterns` (paths, directories, globs) name.
+pub struct Tailer {
+    patterns: Vec<String>,
+    start: StartAt,
+    framing: Option<Framing>,
+    /// Live files by path.
+    pub live: HashMap<PathBuf, Tailed>,
+    /// Rotated files being drained.
+    pub rotated: Vec<Tailed>,
+    /// Checkpoint keys to delete with the next commit.
+    pub forget: Vec<String>,
+    /// Checkpoints loaded at startup, consumed on the first look.
+    startup: Option<HashMap<String, Checkpoint>>,
+    /// Paths never followed (the state database and its journal files).
+    exclude: Vec<PathBuf>,
+}
+
+impl Tailer {
+    pub fn new(
+        patterns: Vec<String>,
+        start: StartAt,
+        framing: Option<Framing>,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Tailer {
+        Tailer {
+            patterns,
+            start,
+            framing,
+            live: HashMap::new(),
+            rotated: Vec::new(),
+            forget: Vec::new(),
+            startup: Some(
+                checkpoints
+                    .into_iter()
+                    .map(|c| (c.path.clone(), c))
+                    .collect(),
+            ),
+            exclude: Vec::new(),
+        }
+    }
+
+    /// Never follows files whose absolute path starts with `prefix` (e.g. the state database,
+    /// which may sit inside a followed directory, with its `-wal` and `-shm` files).
+    pub fn exclude(&mut self, prefix: PathBuf) {
+        self.exclude.push(prefix);
+    }
+
+    /// Directories worth watching for notifications: each pattern's directory (the part
+    /// before any glob character), and directories named as patterns.
+    pub fn watch_dirs(&self) -> Vec<(PathBuf, bool)> {
+        let mut out = BTreeSet::new();
+        for p in &self.patterns {
+            let path = Path::new(p);
+            if path.is_dir() {
+                out.insert((path.to_path_buf(), true));
+                continue;
+            }
+            let mut dir = PathBuf::new();
+            for c in path.components() {
+                if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+                    break;
+                }
+                dir.push(c);
+            }
+            let recursive = p.contains("**");
+            let dir = if dir == path {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            } else {
+                dir
+            };
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            out.insert((dir.clone(), recursive));
+            // A symlinked file (Kubernetes) rotates in its target's directory.
+            if let Ok(real) = std::fs::canonicalize(path) {
+                if let Some(parent) = real.parent() {
+                    if parent != dir {
+                        out.insert((parent.to_path_buf(), false));
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The files the patterns name now.
+    fn discover(&self) -> Vec<PathBuf> {
+        let (inputs, _missing) = super::expand(&self.patterns);
+        inputs
+            .into_iter()
+            .filter_map(|i| match i {
+                super::Input::File(p) => Some(p),
+                super::Input::Stdin => None,
+            })
+            .filter(|p| {
+                let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                let abs = abs.to_string_lossy();
+                !self
+                    .exclude
+                    .iter()
+                    .any(|x| abs.starts_with(&*x.to_string_lossy()))
+            })
+            .collect()
+    }
+
+    /// Looks at every path: new files, rotations, truncations, deletions. The truth is `stat`.
+    pub fn reconcile(&mut self) -> Vec<TailEvent> {
+        let mut events = Vec::new();
+        let first = self.startup.is_some();
+        let mut startup = self.startup.take().unwrap_or_default();
+        let paths = self.discover();
+        let present: BTreeSet<&PathBuf> = paths.iter().collect();
+
+        // Followed files that vanished: drain what is left through the open descriptor.
+        let gone: Vec<PathBuf> = self
+            .live
+            .keys()
+            .filter(|p| !present.contains(p) && std::fs::metadata(p).is_err())
+            .cloned()
+            .collect();
+        for p in gone {
+            let t = self.live.remove(&p).unwrap();
+            events.push(TailEvent::Rotated {
+                path: p.display().to_string(),
+            });
+            self.retire(t);
+        }
+
+        for path in &paths {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            if let Some(t) = self.live.get_mut(path) {
+                if (t.dev, t.ino) != (meta.dev(), meta.ino()) {
+                    // Renamed away (or deleted) and replaced: a new file from its start.
+                    let old = self.live.remove(path).unwrap();
+                    events.push(TailEvent::Rotated {
+                        path: path.display().to_string(),
+                    });
+                    self.retire(old);
+                    self.open_new(path, 0, 1, false, &mut events);
+                    continue;
+                }
+                let size = meta.len();
+                // Truncated and written again past the offset between two looks: the bytes
+                // before the offset are not the ones read.
+                let rewritten = size >= t.offset
+                    && t.offset > 0
+                    && size != t.last_size
+                    && t.saved_tail.is_some()
+                    && tail_hash(&t.file, t.offset).ok() != t.saved_tail;
+                if size < t.offset || rewritten {
+                    let ev = self.truncated(path, size);
+                    events.push(ev);
+                }
+                continue;
+            }
+            // A path seen for the first time.
+            let key = path.display().to_string();
+            if let Some(cp) = startup.remove(&key) {
+                self.resume_from(path, cp, &mut events);
+            } else {
+                let from_end = first && self.start == StartAt::End;
+                self.open_new(path, 0, 1, from_end, &mut events);
+            }
+        }
+
+        // Startup checkpoints left: rotated files recur was draining, or files gone.
+        for (key, cp) in startup {
+            let orig = parse_rotated_key(&key).map_or(key.clone(), |k| k.0.to_string());
+            self.forget.push(key.clone());
+            match self.find_copy(Path::new(&orig), &cp, true) {
+                Some(t) => {
+                    events.push(TailEvent::Opened {
+                        path: t.path.display().to_string(),
+                        offset: t.offset,
+                        resumed: true,
+                    });
+                    self.rotated.push(t);
+                }
+                None => events.push(TailEvent::Lost {
+                    path: orig,
+                    offset: cp.offset,
+                    bytes: None,
+                    reason: "the file recur was following is gone (rotated away and deleted while recur was not running)".into(),
+                }),
+            }
+        }
+        events
+    }
+
+    /// Resumes a path from its startup checkpoint, or works out what happened while down.
+    fn resume_from(&mut self, path: &Path, cp: Checkpoint, events: &mut Vec<TailEvent>) {
+        let Ok(file) = File::open(path) else { return };
+        let key = path.display().to_string();
+        let Ok(mut t) = Tailed::open(path, key.clone(), file, cp.offset, cp.line, self.framing)
+        else {
+            return;
+        };
+        if t.matches(&cp) {
+            t.saved_tail = Some(cp.tail_hash.clone());
+            events.push(TailEvent::Opened {
+                path: key.clone(),
+                offset: cp.offset,
+                resumed: true,
+            });
+            self.live.insert(path.to_path_buf(), t);
+            return;
+        }
+        // Not the checkpointed file: it was rotated (find it and drain it from the offset),
+        // truncated, or replaced while recur was down.
+        match self.find_copy(path, &cp, true) {
+            Some(old) => {
+                events.push(TailEvent::Opened {
+                    path: old.path.display().to_string(),
+                    offset: old.offset,
+                    resumed: true,
+                });
+                self.rotated.push(old);
+            }
+            None => events.push(TailEvent::Lost {
+                path: key.clone(),
+                offset: cp.offset,
+                bytes: None,
+                reason: "the file changed while recur was not running (truncated, or rotated and the old file removed or compressed)".into(),
+            }),
+        }
+        self.open_new(path, 0, 1, false, events);
+    }
+
+    /// Finds the file a checkpoint belongs to next to `path` (same directory, or the symlink
+    /// target's directory, name starting with the file's name): same inode, or (a copy) same
+    /// first bytes and the same bytes before the offset. Returns it positioned at the offset.
+    fn find_copy(&self, path: &Path, cp: &Checkpoint, same_inode_ok: bool) -> Option<Tailed> {
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let mut dirs = vec![path.parent().map(Path::to_path_buf).unwrap_or_default()];
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if let Some(p) = real.parent() {
+                dirs.push(p.to_path_buf());
+            }
+        }
+        let real_name = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()));
+        for dir in dirs {
+            let dir = if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            };
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut cands: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.starts_with(&name)
+                            || real_name
+                                .as_ref()
+                                .is_some_and(|r| n.starts_with(r.as_str()))
+                    })
+                })
+                .collect();
+            cands.sort();
+            for c in cands {
+                let Ok(m) = std::fs::metadata(&c) else {
+                    continue;
+                };
+                if !m.is_file() {
+                    continue;
+                }
+                let same_inode = (m.dev(), m.ino()) == (cp.dev, cp.inode);
+                if same_inode && !same_inode_ok {
+                    continue;
+                }
+                let Ok(file) = File::open(&c) else { continue };
+                let base = parse_rotated_key(&cp.path).map_or(cp.path.as_str(), |k| k.0);
+                let key = rotated_key(base, m.dev(), m.ino());
+                let Ok(mut t) = Tailed::open(&c, key, file, cp.offset, cp.line, self.framing)
+                else {
+                    continue;
+                };
+                if t.same_content(cp) {
+                    t.rotated = true;
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
+    /// Handles a truncation of the live file at `path` (now `size` bytes).
+    fn truncated(&mut self, path: &Path, size: u64) -> TailEvent {
+        let t = self.live.get_mut(path).unwrap();
+        let old_offset = t.offset;
+        let cp = Checkpoint {
+            path: t.key.clone(),
+            dev: t.dev,
+            inode: t.ino,
+            head_hash: t.head_hash.clone(),
+            head_len: t.head_len,
+            offset: t.offset,
+            line: t.line,
+            tail_hash: t.saved_tail.clone().unwrap_or_default(),
+        };
+        let seen = t.last_size;
+        // Start over on the same file.
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(_) => {
+                return TailEvent::Truncated {
+                    path: path.display().to_string(),
+                    offset: old_offset,
+                    recovered_from: None,
+                    lost: 0,
+                };
+            }
+        };
+        let key = path.display().to_string();
+        if let Ok(mut fresh) = Tailed::open(path, key, file, 0, 1, self.framing) {
+            fresh.last_size = size;
+            *self.live.get_mut(path).unwrap() = fresh;
+        }
+        // copytruncate: the copy holds our bytes up to the moment it was taken.
+        match self.find_copy(path, &cp, false) {
+            Some(copy) => {
+                let copy_size = copy.last_size;
+                let from = copy.path.display().to_string();
+                self.rotated.push(copy);
+                TailEvent::Truncated {
+                    path: path.display().to_string(),
+                    offset: old_offset,
+                    recovered_from: Some(from),
+                    lost: seen.saturating_sub(copy_size),
+                }
+            }
+            None => TailEvent::Truncated {
+                path: path.display().to_string(),
+                offset: old_offset,
+                recovered_from: None,
+                lost: seen.saturating_sub(old_offset),
+            },
+        }
+    }
+
+    fn open_new(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        line: u64,
+        from_end: bool,
+        events: &mut Vec<TailEvent>,
+    ) {
+        let Ok(file) = File::open(path) else { return };
+        let (offset, line) = if from_end {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            // Lines before the end are not read; numbering still counts them would cost a
+            // full read, so lines are numbered from where reading starts.
+            (last_newline_end(&file, 0, size).unwrap_or(0), 1)
+        } else {
+            (offset, line)
+        };
+        let key = path.display().to_string();
+        if let Ok(t) = Tailed::open(path, key.clone(), file, offset, line, self.framing) {
+            events.push(TailEvent::Opened {
+                path: key,
+                offset,
+                resumed: false,
+            });
+            self.live.insert(path.to_path_buf(), t);
+        }
+    }
+
+    /// Moves a live file to the rotated list under its rotated key.
+    fn retire(&mut self, mut t: Tailed) {
+        self.forget.push(t.key.clone());
+        t.key = rotated_key(&t.key, t.dev, t.ino);
+        t.rotated = true;
+        self.rotated.push(t);
+    }
+
+    /// Closes rotated files that are drained: deleted ones at once, others after a quiet
+    /// spell (a writer may still append to the old file until it reopens its log).
+    pub fn close_drained(&mut self, now: Instant) -> Vec<(Tailed, bool)> {
+        let mut closed = Vec::new();
+        let mut i = 0;
+        while i < self.rotated.len() {
+            let t = &mut self.rotated[i];
+            let meta = t.file.metadata();
+            let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+            let deleted = meta.as_ref().map(|m| m.nlink() == 0).unwrap_or(true);
+            let quiet = t
+                .idle_since
+                .is_some_and(|s| now.duration_since(s) >= ROTATED_GRACE);
+            if t.offset >= size && (deleted || quiet) {
+                let t = self.rotated.remove(i);
+                self.forget.push(t.key.clone());
+                closed.push((t, deleted));
+            } else {
+                i += 1;
+            }
+        }
+        closed
+    }
+
+    /// Bytes written but not yet searched, over all files (checkpoint lag).
+    pub fn lag(&self) -> u64 {
+        self.live
+            .values()
+            .chain(self.rotated.iter())
+            .map(|t| t.size().saturating_sub(t.offset))
+            .sum()
+    }
+
+    /// Every followed file, live ones first.
+    pub fn files_mut(&mut self) -> impl Iterator<Item = &mut Tailed> {
+        self.live.values_mut().chain(self.rotated.iter_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(t: &mut Tailed) -> Vec<String> {
+        let mut out = Vec::new();
+        let (end, line) = {
+            let Some(mut r) = t.reader(1 << 20, u64::MAX, Instant::now()).unwrap() else {
+                return out;
+            };
+            while let Some(item) = r.next_item().unwrap() {
+                if let super::super::framing::Item::Record(rec, _) = item {
+                    out.push(String::from_utf8_lossy(rec.bytes).into_owned());
+                }
+            }
+            (r.consumed_offset(), r.next_line_number())
+        };
+        t.advance(end, line);
+        out
+    }
+
+    fn tailer(dir: &Path, start: StartAt, cps: Vec<Checkpoint>) -> Tailer {
+        Tailer::new(
+            vec![dir.join("app.log").display().to_string()],
+            start,
+            None,
+            cps,
+        )
+    }
+
+    #[test]
+    fn rotated_keys_round_trip() {
+        let k = rotated_key("/var/log/app.log", 64769, 1234);
+        assert_eq!(
+            parse_rotated_key(&k),
+            Some(("/var/log/app.log", 64769, 1234))
+        );
+        assert_eq!(parse_rotated_key("/var/log/app.log"), None);
+    }
+
+    #[test]
+    fn last_newline_end_finds_the_last_complete_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"a\nbb\nccc").unwrap();
+        let f = File::open(&p).unwrap();
+        assert_eq!(last_newline_end(&f, 0, 8).unwrap(), 5);
+        assert_eq!(last_newline_end(&f, 5, 8).unwrap(), 5);
+        assert_eq!(last_newline_end(&f, 0, 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn partial_lines_wait_and_rotation_drains_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "old\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::End, Vec::new());
+        t.reconcile();
+        let live = t.live.get_mut(&p).unwrap();
+        assert_eq!(live.offset, 4, "existing lines are skipped at startup");
+        std::fs::write(&p, "old\none\ntw").unwrap();
+        assert_eq!(read_all(live), ["one"]);
+        // Renamed away with a partial line, a new file created: the old one is drained.
+        std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&p, "new\n").unwrap();
+        let events = t.reconcile();
+        assert!(events.contains(&TailEvent::Rotated {
+            path: p.display().to_string()
+        }));
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["new"]);
+        assert_eq!(t.rotated.len(), 1);
+        assert!(
+            read_all(&mut t.rotated[0]).is_empty(),
+            "partial line held back"
+        );
+        assert!(t.forget.contains(&p.display().to_string()));
+    }
+
+    #[test]
+    fn restart_resumes_or_finds_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        let live = t.live.get_mut(&p).unwrap();
+        assert_eq!(read_all(live), ["a", "b"]);
+        let cp = live.checkpoint().unwrap();
+        drop(t);
+
+        // Same file, grown: resume at the offset.
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp.clone()]);
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["c"]);
+        drop(t);
+
+        // Rotated while down: the rest of the old file from its new name, the new one whole.
+        std::fs::rename(&p, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp.clone()]);
+        t.reconcile();
+        assert_eq!(read_all(&mut t.rotated[0]), ["c"]);
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["d"]);
+        drop(t);
+
+        // Old file gone too: reported lost.
+        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp]);
+        let events = t.reconcile();
+        assert!(
+            events.iter().any(|e| matches!(e, TailEvent::Lost { .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn truncation_is_seen_even_when_rewritten_past_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "aaaa\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["aaaa"]);
+        std::fs::write(&p, "bbbbbbbbbb\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Truncated { .. })),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["bbbbbbbbbb"]);
+    }
+}

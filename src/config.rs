@@ -47,6 +47,7 @@ use toml_edit::{Document, TableLike};
 use crate::decode::{DecodeConfig, Format};
 use crate::diag::reader::{FILE_START, Reader, key_span, list, regex_reason, suggest};
 use crate::diag::{Diagnostic, SourceText};
+use crate::matcher::CoverageMode;
 use crate::rule::LoadedRules;
 
 /// The channel name that always exists: printing to the terminal needs no configuration.
@@ -63,6 +64,7 @@ const TOP_KEYS: &[&str] = &[
     "state",
     "notify",
     "redact",
+    "coverage",
     "channels",
 ];
 const INPUT_KEYS: &[&str] = &[
@@ -75,6 +77,8 @@ const INPUT_KEYS: &[&str] = &[
 const STATE_KEYS: &[&str] = &["path"];
 const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout"];
 const REDACT_KEYS: &[&str] = &["fields", "patterns"];
+const COVERAGE_KEYS: &[&str] = &["mode"];
+const COVERAGE_MODES: &[&str] = &["sampled", "exact"];
 const FORMATS: &[&str] = &["auto", "json", "gcp", "docker", "cri", "logfmt", "text"];
 const CHANNEL_TYPES: &[&str] = &["email", "webhook", "slack", "console"];
 const EMAIL_KEYS: &[&str] = &[
@@ -102,6 +106,7 @@ pub struct Config {
     pub state: StateConfig,
     pub notify: NotifyConfig,
     pub redact: RedactConfig,
+    pub coverage: CoverageConfig,
     /// `[channels.NAME]` tables by name.
     pub channels: BTreeMap<String, ChannelConfig>,
 }
@@ -144,6 +149,15 @@ impl Default for StateConfig {
             path: PathBuf::from(DEFAULT_STATE_PATH),
         }
     }
+}
+
+/// `[coverage]`: how in-scope events (the evidence that a fix is verified) are kept.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CoverageConfig {
+    /// `sampled` (default): the hours in which each scope was seen and the latest in-scope
+    /// time, from a few records per block of input. `exact`: every in-scope event counted,
+    /// at the cost of decoding every record that shows a scope's literal.
+    pub mode: CoverageMode,
 }
 
 /// `[notify]`: limits on sending.
@@ -311,6 +325,17 @@ fn read_config(r: &mut Reader<'_>, doc: &Document<&str>) -> Option<Config> {
     });
     let notify = section(r, root, "notify", NOTIFY_KEYS, read_notify);
     let redact = section(r, root, "redact", REDACT_KEYS, read_redact);
+    let coverage = section(r, root, "coverage", COVERAGE_KEYS, |r, t| {
+        r.optional(t, "mode", CoverageConfig::default(), |r, i| {
+            r.one_of("mode", i, COVERAGE_MODES).map(|m| CoverageConfig {
+                mode: if m == "exact" {
+                    CoverageMode::Exact
+                } else {
+                    CoverageMode::Sampled
+                },
+            })
+        })
+    });
     let channels = read_channels(r, root);
     let default_channels = match (root.get("default_channels"), &channels) {
         (None, _) => Some(Vec::new()),
@@ -335,6 +360,7 @@ fn read_config(r: &mut Reader<'_>, doc: &Document<&str>) -> Option<Config> {
         state: state?,
         notify: notify?,
         redact: redact?,
+        coverage: coverage?,
         channels: channels?,
     })
 }

@@ -32,9 +32,15 @@ pub struct RemediationReport {
     pub last_seen: Option<Timestamp>,
     pub last_recurrence: Option<Timestamp>,
     pub episodes: u64,
-    /// In-scope events (coverage) in the store, and at or after the fix.
-    pub in_scope_events: u64,
-    pub in_scope_since_fix: u64,
+    /// How coverage was kept: `exact` (every in-scope event counted) or `sampled`.
+    pub coverage: &'static str,
+    /// In-scope events (coverage) in the store, and at or after the fix; `null` when coverage
+    /// is sampled (presence per hour only).
+    pub in_scope_events: Option<u64>,
+    pub in_scope_since_fix: Option<u64>,
+    /// Hours with in-scope events, in all and from the fix's hour on.
+    pub in_scope_hours: u64,
+    pub in_scope_hours_since_fix: u64,
     pub last_in_scope: Option<Timestamp>,
     /// The success criterion (`[fix] verify`).
     pub verify: String,
@@ -84,11 +90,18 @@ pub fn summarize(
         _ => None,
     };
     let progress = match v {
-        Verdict::Holding | Verdict::Verified => format!(
+        Verdict::Holding | Verdict::Verified if cov.counted => format!(
             "{} of {} quiet, {} in-scope events since the fix",
             format_duration(quiet.unwrap_or_default()),
             format_duration(rule.fix.verify),
             group_thousands(cov.events_since)
+        ),
+        Verdict::Holding | Verdict::Verified => format!(
+            "{} of {} quiet, in scope during {} hour{} since the fix",
+            format_duration(quiet.unwrap_or_default()),
+            format_duration(rule.fix.verify),
+            group_thousands(cov.hours_since),
+            if cov.hours_since == 1 { "" } else { "s" }
         ),
         Verdict::Recurring => format!(
             "{} recurrences in {} episode{} since the fix, last {}",
@@ -132,8 +145,11 @@ pub fn summarize(
         last_seen: timed.iter().max().copied(),
         last_recurrence: rec_times.last().copied(),
         episodes: eps.len() as u64,
-        in_scope_events: cov.events,
-        in_scope_since_fix: cov.events_since,
+        coverage: if cov.counted { "exact" } else { "sampled" },
+        in_scope_events: cov.counted.then_some(cov.events),
+        in_scope_since_fix: cov.counted.then_some(cov.events_since),
+        in_scope_hours: cov.hours,
+        in_scope_hours_since_fix: cov.hours_since,
         last_in_scope: cov.last,
         verify: format_duration(rule.fix.verify),
         quiet: quiet.map(format_duration),

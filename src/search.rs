@@ -8,16 +8,23 @@ use jiff::Timestamp;
 use memchr::memchr;
 
 use crate::decode::{self, DecodeConfig, DecodeError, Event, RecordMeta};
-use crate::matcher::{Hit, Matcher, Scratch};
-use crate::source::framing::{Item, Record, RecordReader};
+use crate::matcher::{CoverageGroup, CoverageMode, Hit, Matcher, Scratch};
+use crate::source::framing::{Chunk, Item, LineBlock, Record, RecordReader};
 
 /// Receives what the searcher finds.
 pub trait Sink {
     /// An event with at least one hit. `hits` lists every rule that matched or had it in scope.
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]);
 
-    /// Called after each record (hit or not) with the offset just past it; `watch` uses it for
-    /// checkpoints. Returning false stops the search (e.g. `grep -m`, a closed pipe).
+    /// A sampled in-scope event of the given rules (coverage; see [`CoverageMode`]). Returns
+    /// false when the event cannot serve (no time), so that the searcher samples another.
+    fn covered(&mut self, _event: &Event, _rules: &[usize]) -> bool {
+        true
+    }
+
+    /// Called after each record the searcher decoded, and after the last record of each block
+    /// of lines, with the offset just past it; `watch` uses it for checkpoints. Returning false
+    /// stops the search (e.g. `grep -m`, a closed pipe, a signal).
     fn after_record(&mut self, _record: &Record<'_>) -> bool {
         true
     }
@@ -64,6 +71,22 @@ impl InvalidTally {
         e.0 += 1;
         if line < e.1 {
             e.1 = line;
+        }
+    }
+
+    /// Like [`InvalidTally::add`] for records met in stream order: the line number is worked
+    /// out only for the first record of each kind (later ones cannot have a smaller one).
+    pub fn add_in_order(
+        &mut self,
+        kind: InvalidKind,
+        line: impl FnOnce() -> u64,
+        message: impl FnOnce() -> String,
+    ) {
+        match self.kinds.get_mut(&kind) {
+            Some(e) => e.0 += 1,
+            None => {
+                self.kinds.insert(kind, (1, line(), message()));
+            }
         }
     }
 
@@ -155,6 +178,15 @@ pub struct SearchConfig {
     pub until: Option<Timestamp>,
 }
 
+impl SearchConfig {
+    fn in_range(&self, t: Option<Timestamp>) -> bool {
+        match t {
+            None => self.since.is_none() && self.until.is_none(),
+            Some(t) => self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u),
+        }
+    }
+}
+
 /// Cheap validity checks every record gets, decoded or not, so that `invalid` counts are exact
 /// for the damage users see most (binary garbage, truncated JSON) without parsing every line.
 fn quick_check(bytes: &[u8]) -> Result<(), (InvalidKind, String)> {
@@ -167,6 +199,11 @@ fn quick_check(bytes: &[u8]) -> Result<(), (InvalidKind, String)> {
             format!("invalid UTF-8 at column {}", e.valid_up_to() + 1),
         ));
     }
+    shape_check(bytes)
+}
+
+/// A record that starts like a JSON object must end like one.
+fn shape_check(bytes: &[u8]) -> Result<(), (InvalidKind, String)> {
     let trimmed = bytes.trim_ascii();
     if trimmed.first() == Some(&b'{') && trimmed.last() != Some(&b'}') {
         return Err((
@@ -186,6 +223,113 @@ fn decode_error_kind(e: &DecodeError) -> InvalidKind {
     }
 }
 
+/// How many records one sampling probe may try before giving up on a scope for that stretch
+/// of input: bounds the decoding that a scope whose literal is common but which rarely holds
+/// can cost.
+const SAMPLE_ATTEMPTS: usize = 32;
+
+/// Where records come one at a time (JSON arrays, CRI, damaged blocks), coverage is sampled
+/// over windows of this many records (or [`WINDOW_BYTES`]), kept in memory until the window
+/// ends.
+const WINDOW_RECORDS: usize = 4096;
+const WINDOW_BYTES: usize = 4 << 20;
+
+/// Records of the current window that some coverage group may sample, plus its first and
+/// last record (for the newest time).
+#[derive(Default)]
+struct Window {
+    arena: Vec<u8>,
+    /// `(start, end)` in `arena`, and the record's envelope facts.
+    records: Vec<(usize, usize, RecordMeta)>,
+    /// Per group: indices into `records` that show the group's requirement.
+    per_group: Vec<Vec<u32>>,
+    first: Option<usize>,
+    last: Option<usize>,
+    /// The record kept only as a possible last one (overwritten by the next such record).
+    scratch_last: Option<usize>,
+}
+
+impl Window {
+    fn keep(&mut self, bytes: &[u8], meta: &RecordMeta) -> usize {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        self.records.push((start, self.arena.len(), meta.clone()));
+        self.scratch_last = None;
+        self.records.len() - 1
+    }
+
+    /// Keeps a record that matters only if it stays the last: it replaces the previous such
+    /// record when nothing was kept after it, so memory does not grow with them.
+    fn keep_last(&mut self, bytes: &[u8], meta: &RecordMeta) -> usize {
+        if let Some(i) = self.scratch_last {
+            if i + 1 == self.records.len() {
+                let start = self.records[i].0;
+                self.arena.truncate(start);
+                self.records.pop();
+            }
+        }
+        let i = self.keep(bytes, meta);
+        self.scratch_last = Some(i);
+        i
+    }
+}
+
+/// The searcher's working state for one stream.
+struct Searcher<'a> {
+    matcher: &'a Matcher,
+    cfg: &'a SearchConfig,
+    max_record: usize,
+    sampled: bool,
+    scratch: Scratch,
+    hits: Vec<Hit>,
+    cands: Vec<(usize, u32)>,
+    bad: Vec<usize>,
+    window: Window,
+}
+
+/// Samples a stretch of candidate records for one scope: the first and the last in-scope
+/// record, then, wherever two samples lie more than an hour apart, the middle, until no gap of
+/// a whole hour is left between neighbours. For input in time order (either way) this finds
+/// every hour with in-scope events and the latest in-scope time, with a few decodes per block
+/// when the block spans one hour (a busy log) and more only where the log is sparse (which is
+/// where decoding is cheap anyway).
+///
+/// `find(from, to, forward)` returns the first (or last) in-scope record at positions in
+/// `[from, to)` as `(start, end, event)`; positions are opaque to this function.
+fn bisect_sample(
+    len: usize,
+    find: &mut dyn FnMut(usize, usize, bool) -> Option<(usize, usize, Event)>,
+    emit: &mut dyn FnMut(&Event),
+) {
+    let Some((_, fe, first)) = find(0, len, true) else {
+        return;
+    };
+    emit(&first);
+    let Some((ls, _, last)) = find(fe, len, false) else {
+        return;
+    };
+    emit(&last);
+    let hour = |e: &Event| e.time.map_or(0, |t| t.as_second().div_euclid(3600));
+    let mut stack = vec![(fe, ls, hour(&first), hour(&last))];
+    while let Some((a, b, ha, hb)) = stack.pop() {
+        if b <= a || ha.abs_diff(hb) <= 1 {
+            continue;
+        }
+        let m = a + (b - a) / 2;
+        if let Some((s, e, ev)) = find(m, b, true) {
+            emit(&ev);
+            let h = hour(&ev);
+            stack.push((a, s, ha, h));
+            stack.push((e, b, h, hb));
+        } else if let Some((s, e, ev)) = find(a, m, false) {
+            emit(&ev);
+            let h = hour(&ev);
+            stack.push((a, s, ha, h));
+            stack.push((e, m, h, hb));
+        }
+    }
+}
+
 /// Searches every record of `reader`. Returns an I/O error that ended the stream early (a
 /// truncated archive, say) after everything before it was searched.
 pub fn search<R: Read, S: Sink>(
@@ -196,82 +340,444 @@ pub fn search<R: Read, S: Sink>(
     stats: &mut Stats,
     invalid: &mut InvalidTally,
 ) -> io::Result<()> {
-    let mut scratch = Scratch::default();
-    let mut hits: Vec<Hit> = Vec::new();
-    loop {
-        let item = match reader.next_item()? {
-            None => return Ok(()),
-            Some(item) => item,
+    let sampled = matcher.coverage_mode() == CoverageMode::Sampled;
+    let mut s = Searcher {
+        matcher,
+        cfg,
+        max_record: reader.max_record(),
+        sampled,
+        scratch: Scratch::default(),
+        hits: Vec::new(),
+        cands: Vec::new(),
+        bad: Vec::new(),
+        window: Window {
+            per_group: vec![Vec::new(); matcher.groups().len()],
+            ..Window::default()
+        },
+    };
+    let result = s.run(reader, sink, stats, invalid);
+    s.end_window(sink, stats);
+    result
+}
+
+impl Searcher<'_> {
+    fn run<R: Read, S: Sink>(
+        &mut self,
+        reader: &mut RecordReader<R>,
+        sink: &mut S,
+        stats: &mut Stats,
+        invalid: &mut InvalidTally,
+    ) -> io::Result<()> {
+        loop {
+            let chunk = match reader.next_chunk()? {
+                None => return Ok(()),
+                Some(c) => c,
+            };
+            let go_on = match chunk {
+                Chunk::Lines(block) => {
+                    stats.records += block.lines;
+                    stats.bytes += block.bytes.len() as u64;
+                    self.block(&block, sink, stats, invalid)
+                }
+                Chunk::Item(Item::TooLong { line, len, .. }) => {
+                    stats.records += 1;
+                    stats.bytes += len;
+                    stats.invalid += 1;
+                    invalid.add(InvalidKind::TooLong, line, || format!("{len} bytes"));
+                    true
+                }
+                Chunk::Item(Item::Malformed { line, message }) => {
+                    stats.invalid += 1;
+                    stats.records += 1;
+                    invalid.add(InvalidKind::Framing, line, || message);
+                    true
+                }
+                Chunk::Item(Item::Record(rec, meta)) => {
+                    stats.records += 1;
+                    stats.bytes += rec.bytes.len() as u64 + 1;
+                    self.one(&rec, &meta, sink, stats, invalid)
+                }
+            };
+            if !go_on {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One record on its own: checks, candidates, decoding, evaluation, and (in windows)
+    /// coverage sampling. Returns false when the sink asks to stop.
+    fn one<S: Sink>(
+        &mut self,
+        rec: &Record<'_>,
+        meta: &RecordMeta,
+        sink: &mut S,
+        stats: &mut Stats,
+        invalid: &mut InvalidTally,
+    ) -> bool {
+        if let Err((kind, msg)) = quick_check(rec.bytes) {
+            stats.invalid += 1;
+            invalid.add(kind, rec.line, || msg);
+            return true;
+        }
+        if self.matcher.candidates(rec.bytes, &mut self.scratch) {
+            stats.decoded += 1;
+            match decode::decode(rec.bytes, meta, &self.cfg.decode) {
+                Ok(e) => self.evaluate(rec, &e, sink, stats),
+                Err(e) => {
+                    stats.invalid += 1;
+                    invalid.add(decode_error_kind(&e), rec.line, || e.to_string());
+                }
+            }
+            if !sink.after_record(rec) {
+                return false;
+            }
+        }
+        self.offer(rec.bytes, meta, sink, stats);
+        true
+    }
+
+    /// Evaluates a decoded candidate and hands its hits to the sink.
+    fn evaluate<S: Sink>(
+        &mut self,
+        rec: &Record<'_>,
+        event: &Event,
+        sink: &mut S,
+        stats: &mut Stats,
+    ) {
+        match event.time {
+            None => stats.untimed += 1,
+            Some(t) => stats.newest = stats.newest.max(Some(t)),
+        }
+        if !self.cfg.in_range(event.time) {
+            return;
+        }
+        self.hits.clear();
+        let hits = &mut self.hits;
+        self.matcher
+            .evaluate(event, &self.scratch, |h| hits.push(h));
+        if !self.hits.is_empty() {
+            sink.hits(rec, event, &self.hits);
+        }
+    }
+
+    /// Coverage sampling for records that come one at a time: keep the record for the end
+    /// of its window if some group may sample it.
+    fn offer<S: Sink>(&mut self, bytes: &[u8], meta: &RecordMeta, sink: &mut S, stats: &mut Stats) {
+        if self.matcher.coverage_mode() == CoverageMode::Off {
+            return;
+        }
+        let w = &mut self.window;
+        let mut kept = None;
+        if self.sampled {
+            for (g, group) in self.matcher.groups().iter().enumerate() {
+                if group.probe.as_ref().is_none_or(|p| p.shows(bytes)) {
+                    let i = *kept.get_or_insert_with(|| w.keep(bytes, meta));
+                    w.per_group[g].push(i as u32);
+                }
+            }
+        }
+        // The window's first and last records give the newest time (logs are in time order,
+        // one way or the other).
+        let i = kept.unwrap_or_else(|| {
+            if w.first.is_none() || w.records.is_empty() {
+                w.keep(bytes, meta)
+            } else {
+                w.keep_last(bytes, meta)
+            }
+        });
+        w.first.get_or_insert(i);
+        w.last = Some(i);
+        if w.records.len() >= WINDOW_RECORDS || w.arena.len() >= WINDOW_BYTES {
+            self.end_window(sink, stats);
+        }
+    }
+
+    /// Ends a window of single records: samples coverage and the newest time over what was
+    /// kept, then starts afresh.
+    fn end_window<S: Sink>(&mut self, sink: &mut S, stats: &mut Stats) {
+        let w = std::mem::take(&mut self.window);
+        let decode_at = |i: usize| {
+            let (s, e, meta) = &w.records[i];
+            decode::decode(&w.arena[*s..*e], meta, &self.cfg.decode).ok()
         };
-        match item {
-            Item::TooLong { line, len, .. } => {
-                stats.records += 1;
-                stats.bytes += len;
+        for i in [w.first, w.last].into_iter().flatten() {
+            if let Some(ev) = decode_at(i) {
+                stats.newest = stats.newest.max(ev.time);
+            }
+        }
+        for (g, group) in self.matcher.groups().iter().enumerate() {
+            let list = &w.per_group[g];
+            let mut find = |from: usize, to: usize, forward: bool| {
+                let mut tried = 0;
+                let mut step = |k: usize| {
+                    tried += 1;
+                    decode_at(list[k] as usize)
+                        .filter(|ev| {
+                            ev.time.is_some() && group.holds(ev) && self.cfg.in_range(ev.time)
+                        })
+                        .map(|ev| (k, k + 1, ev))
+                };
+                if forward {
+                    (from..to).take(SAMPLE_ATTEMPTS).find_map(&mut step)
+                } else {
+                    (from..to).rev().take(SAMPLE_ATTEMPTS).find_map(&mut step)
+                }
+            };
+            bisect_sample(list.len(), &mut find, &mut |ev| {
+                sink.covered(ev, &group.rules);
+            });
+        }
+        let mut per_group = w.per_group;
+        per_group.iter_mut().for_each(Vec::clear);
+        let mut arena = w.arena;
+        arena.clear();
+        self.window = Window {
+            per_group,
+            arena,
+            ..Window::default()
+        };
+    }
+
+    /// A block of whole lines: whole-block checks first, then only the lines that show a
+    /// requirement are cut out and decoded.
+    fn block<S: Sink>(
+        &mut self,
+        b: &LineBlock<'_>,
+        sink: &mut S,
+        stats: &mut Stats,
+        invalid: &mut InvalidTally,
+    ) -> bool {
+        let bytes = b.bytes;
+        let clean = memchr(0, bytes).is_none()
+            && simdutf8::basic::from_utf8(bytes).is_ok()
+            && (bytes.len() <= self.max_record || !has_long_line(bytes, self.max_record));
+        if !clean || self.matcher.always_candidate() {
+            return self.block_by_record(b, sink, stats, invalid);
+        }
+        // Broken JSON among the lines that do not end with `}`.
+        self.bad.clear();
+        for &nl in b.suspects {
+            let nl = nl as usize;
+            let s = line_start(bytes, nl);
+            if let Err((kind, msg)) = shape_check(&bytes[s..nl]) {
+                stats.invalid += 1;
+                invalid.add_in_order(kind, || b.first_line + count_lines(&bytes[..s]), || msg);
+                self.bad.push(s);
+            }
+        }
+        // Candidates, in line order.
+        self.cands.clear();
+        self.matcher.block_candidates(bytes, &mut self.cands);
+        self.cands.sort_unstable();
+        let mut i = 0;
+        let mut counted_to = 0usize;
+        let mut line_no = b.first_line;
+        while i < self.cands.len() {
+            let (p, _) = self.cands[i];
+            let (s, e) = line_bounds(bytes, p);
+            self.matcher.begin(&mut self.scratch);
+            while i < self.cands.len() && self.cands[i].0 < e {
+                self.matcher.add(&mut self.scratch, self.cands[i].1);
+                i += 1;
+            }
+            if self.bad.binary_search(&s).is_ok() {
+                continue;
+            }
+            line_no += count_lines(&bytes[counted_to..s]);
+            counted_to = s;
+            let rec = Record {
+                bytes: strip_cr(&bytes[s..e]),
+                line: line_no,
+                end_offset: b.start_offset + e as u64 + 1,
+                terminated: true,
+            };
+            stats.decoded += 1;
+            match decode::decode(rec.bytes, &RecordMeta::default(), &self.cfg.decode) {
+                Ok(ev) => self.evaluate(&rec, &ev, sink, stats),
+                Err(err) => {
+                    stats.invalid += 1;
+                    invalid.add(decode_error_kind(&err), rec.line, || err.to_string());
+                }
+            }
+            if !sink.after_record(&rec) {
+                return false;
+            }
+        }
+        if self.sampled {
+            for group in self.matcher.groups() {
+                self.sample_block(bytes, group, sink);
+            }
+        }
+        self.newest_in_block(bytes, stats);
+        let last = Record {
+            bytes: &[],
+            line: b.first_line + b.lines - 1,
+            end_offset: b.start_offset + bytes.len() as u64,
+            terminated: true,
+        };
+        sink.after_record(&last)
+    }
+
+    /// A block that needs each line looked at on its own (invalid bytes in it, an over-long
+    /// line, a rule that no literal can find).
+    fn block_by_record<S: Sink>(
+        &mut self,
+        b: &LineBlock<'_>,
+        sink: &mut S,
+        stats: &mut Stats,
+        invalid: &mut InvalidTally,
+    ) -> bool {
+        let bytes = b.bytes;
+        let mut s = 0;
+        for (line, nl) in (b.first_line..).zip(memchr::memchr_iter(b'\n', bytes)) {
+            let rec = Record {
+                bytes: strip_cr(&bytes[s..nl]),
+                line,
+                end_offset: b.start_offset + nl as u64 + 1,
+                terminated: true,
+            };
+            // The same cap, measured the same way, as the reader applies to single lines.
+            if nl - s > self.max_record {
+                let len = nl - s;
                 stats.invalid += 1;
                 invalid.add(InvalidKind::TooLong, line, || format!("{len} bytes"));
+            } else if !self.one(&rec, &RecordMeta::default(), sink, stats, invalid) {
+                return false;
             }
-            Item::Malformed { line, message } => {
-                stats.invalid += 1;
-                stats.records += 1;
-                invalid.add(InvalidKind::Framing, line, || message);
+            s = nl + 1;
+        }
+        true
+    }
+
+    /// Samples coverage of one group over a block (see [`bisect_sample`]).
+    fn sample_block<S: Sink>(&self, bytes: &[u8], group: &CoverageGroup, sink: &mut S) {
+        let usable = |s: usize, e: usize| -> Option<Event> {
+            if self.bad.binary_search(&s).is_ok() {
+                return None;
             }
-            Item::Record(rec, meta) => {
-                stats.records += 1;
-                stats.bytes += rec.bytes.len() as u64 + 1;
-                if let Err((kind, msg)) = quick_check(rec.bytes) {
-                    stats.invalid += 1;
-                    invalid.add(kind, rec.line, || msg);
-                } else if matcher.candidates(rec.bytes, &mut scratch) {
-                    stats.decoded += 1;
-                    handle(
-                        &rec, &meta, matcher, cfg, sink, stats, invalid, &scratch, &mut hits,
-                    );
+            let line = strip_cr(&bytes[s..e]);
+            if !group.probe.as_ref().is_none_or(|p| p.shows(line)) {
+                return None;
+            }
+            decode::decode(line, &RecordMeta::default(), &self.cfg.decode)
+                .ok()
+                .filter(|ev| ev.time.is_some() && group.holds(ev) && self.cfg.in_range(ev.time))
+        };
+        let mut find = |from: usize, to: usize, forward: bool| -> Option<(usize, usize, Event)> {
+            if forward {
+                let mut at = from;
+                for _ in 0..SAMPLE_ATTEMPTS {
+                    let p = match &group.probe {
+                        Some(probe) => probe.next(bytes, at)?,
+                        None => at,
+                    };
+                    if p >= to {
+                        return None;
+                    }
+                    let (s, e) = line_bounds(bytes, p);
+                    if let Some(ev) = usable(s, e) {
+                        return Some((s, e + 1, ev));
+                    }
+                    at = e + 1;
                 }
-                if !sink.after_record(&rec) {
-                    return Ok(());
+            } else {
+                let mut at = to;
+                for _ in 0..SAMPLE_ATTEMPTS {
+                    if at <= from {
+                        return None;
+                    }
+                    let p = match &group.probe {
+                        Some(probe) => probe.prev(bytes, at)?,
+                        None => at - 1,
+                    };
+                    if p < from {
+                        return None;
+                    }
+                    let (s, e) = line_bounds(bytes, p);
+                    if let Some(ev) = usable(s, e) {
+                        return Some((s, e + 1, ev));
+                    }
+                    at = s;
                 }
             }
+            None
+        };
+        bisect_sample(bytes.len(), &mut find, &mut |ev| {
+            sink.covered(ev, &group.rules);
+        });
+    }
+
+    /// The newest event time of a block, from its first and last valid timed lines (logs are
+    /// written in time order, ascending or, in some exports, descending; what candidates
+    /// decoded counts too).
+    fn newest_in_block(&self, bytes: &[u8], stats: &mut Stats) {
+        let mut lines = memchr::memchr_iter(b'\n', bytes);
+        let mut s = 0;
+        for _ in 0..4 {
+            let Some(e) = lines.next() else { break };
+            if self.newest_of_line(bytes, s, e, stats) {
+                break;
+            }
+            s = e + 1;
+        }
+        let mut to = bytes.len();
+        for _ in 0..4 {
+            if to == 0 {
+                return;
+            }
+            let (s, e) = line_bounds(bytes, to - 1);
+            if self.newest_of_line(bytes, s, e, stats) {
+                return;
+            }
+            to = s;
+        }
+    }
+
+    fn newest_of_line(&self, bytes: &[u8], s: usize, e: usize, stats: &mut Stats) -> bool {
+        if self.bad.binary_search(&s).is_ok() {
+            return false;
+        }
+        match decode::decode(
+            strip_cr(&bytes[s..e]),
+            &RecordMeta::default(),
+            &self.cfg.decode,
+        ) {
+            Ok(ev) if ev.time.is_some() => {
+                stats.newest = stats.newest.max(ev.time);
+                true
+            }
+            _ => false,
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle<S: Sink>(
-    rec: &Record<'_>,
-    meta: &RecordMeta,
-    matcher: &Matcher,
-    cfg: &SearchConfig,
-    sink: &mut S,
-    stats: &mut Stats,
-    invalid: &mut InvalidTally,
-    scratch: &Scratch,
-    hits: &mut Vec<Hit>,
-) {
-    let event = match decode::decode(rec.bytes, meta, &cfg.decode) {
-        Ok(e) => e,
-        Err(e) => {
-            stats.invalid += 1;
-            invalid.add(decode_error_kind(&e), rec.line, || e.to_string());
-            return;
+/// Start of the line that holds position `p`.
+fn line_start(bytes: &[u8], p: usize) -> usize {
+    memchr::memrchr(b'\n', &bytes[..p]).map_or(0, |i| i + 1)
+}
+
+/// `(start, end)` of the line that holds position `p`; `end` is its newline.
+fn line_bounds(bytes: &[u8], p: usize) -> (usize, usize) {
+    let s = line_start(bytes, p);
+    let e = memchr(b'\n', &bytes[p..]).map_or(bytes.len(), |i| p + i);
+    (s, e)
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
+fn has_long_line(bytes: &[u8], cap: usize) -> bool {
+    let mut s = 0;
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        if nl - s > cap {
+            return true;
         }
-    };
-    match event.time {
-        None => {
-            stats.untimed += 1;
-            if cfg.since.is_some() || cfg.until.is_some() {
-                return;
-            }
-        }
-        Some(t) => {
-            stats.newest = stats.newest.max(Some(t));
-            if cfg.since.is_some_and(|s| t < s) || cfg.until.is_some_and(|u| t >= u) {
-                return;
-            }
-        }
+        s = nl + 1;
     }
-    hits.clear();
-    matcher.evaluate(&event, scratch, |h| hits.push(h));
-    if !hits.is_empty() {
-        sink.hits(rec, &event, hits);
-    }
+    false
 }

@@ -1,26 +1,43 @@
-//! Literal prefilter: decides from raw bytes which rules could match a record.
+//! Prefilter: decides from raw bytes which rules could match a record, before anything is
+//! decoded.
 //!
-//! Exactness rests on one property: every literal is a substring that *must* appear in the raw
-//! bytes of any record whose decoded event satisfies the condition it came from, whatever the
-//! encoding (plain JSON, JSON escaped inside a Docker or GCP envelope, logfmt, text). Two
-//! encodings can hide bytes:
-//! - `\uXXXX` escapes can spell any character, so a record containing `\u` is a candidate for
-//!   every rule (rare in practice; see PERF notes in the README);
-//! - JSON short escapes change `"`, `\`, `/` and control characters, so literals are cut from
-//!   runs of bytes that no encoder escapes.
+//! Exactness rests on one property: for every rule the prefilter is asked about, the raw bytes
+//! of any record whose decoded event satisfies the rule *must* show the rule's requirement,
+//! whatever the encoding (plain JSON, JSON escaped inside a Docker envelope or a GCP entry,
+//! logfmt, text). The prefilter may say yes too often (the exact evaluator then says no); it
+//! must never say no to a record that matches. Two kinds of requirement:
 //!
-//! Equality literals add boundary checks: a value `NO_TOKEN` is always delimited in its
-//! encoding (`"NO_TOKEN"`, `=NO_TOKEN `, `\"NO_TOKEN\"`), so a hit inside `NO_TOKEN_SCOPE` is
-//! rejected before anything is decoded.
+//! - **Literals** ([`Requirement::Literals`]): any of these byte strings occurs. Cut from runs of
+//!   bytes no JSON encoder escapes, so an escaped encoding (`\"NO_TOKEN\"` inside a Docker line)
+//!   still contains them. Equality literals carry boundary checks: a value `NO_TOKEN` is always
+//!   delimited in its encoding (`"NO_TOKEN"`, `=NO_TOKEN `, `\"NO_TOKEN\"`), so a hit inside
+//!   `NO_TOKEN_SCOPE` is rejected before anything is decoded.
+//! - **Keyed values** ([`Requirement::Keyed`]): the field's key occurs, followed by a separator
+//!   and one of the wanted values, read raw. This is how equality conditions are indexed: one
+//!   search for the key (`error_code`) and one hash lookup of the value it carries serve any
+//!   number of rules, so a thousand rules on `error_code` cost what one does. The raw reading
+//!   accepts every spelling the decoders accept (`"k": "v"`, `\"k\":\"v\"` inside an envelope,
+//!   `k=v`, `k="v"`); whenever the raw value cannot be read without decoding (an escape inside
+//!   it, an array), the record is a candidate for every rule on that key.
+//!
+//! `\uXXXX` escapes can spell any character (even inside keys), so a record containing `\u` is
+//! a candidate for every rule with a requirement. Rare in practice; see the README's notes on
+//! the hot path.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use memchr::memmem;
 
 use crate::rule::{Condition, FieldPath, Scalar, Test};
 
-/// The literal requirement of one condition: any of these strings must occur.
+/// The literal requirement of one condition: any of these must show in the raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
-    pub alternatives: Vec<Lit>,
+pub enum Requirement {
+    /// Any of these literals occurs (with its boundary checks).
+    Literals(Vec<Lit>),
+    /// The key `key` occurs followed by a separator and, raw, one of `values`.
+    Keyed { key: Vec<u8>, values: Vec<Vec<u8>> },
 }
 
 /// One literal and the delimiters its hits must have.
@@ -67,10 +84,15 @@ fn safe_run(s: &str) -> Option<(Vec<u8>, bool, bool)> {
 /// Minimum literal length worth searching for: shorter ones hit nearly every line.
 const MIN_LIT: usize = 3;
 
+/// A string that equality may also match in another spelling: numbers (`"500"` equals `500`,
+/// `5e2`) and strings with surrounding blanks (logfmt and text lose them).
+fn equality_is_spelling_free(s: &str) -> bool {
+    s.trim().parse::<f64>().is_err() && s.trim() == s
+}
+
 fn eq_lit(s: &Scalar) -> Option<Lit> {
     let Scalar::Str(s) = s else { return None };
-    // A numeric string equals a number too, and numbers have many spellings (`5e2`).
-    if s.trim().parse::<f64>().is_ok() || s.trim() != s {
+    if !equality_is_spelling_free(s) {
         return None;
     }
     let (bytes, at_start, at_end) = safe_run(s)?;
@@ -91,11 +113,52 @@ fn sub_lit(s: &str) -> Option<Lit> {
     })
 }
 
-/// What a condition requires of the raw bytes, if anything.
+/// Keys the decoders may synthesise from other raw keys (GCP's `message` from `textPayload`,
+/// `stream` from a CRI prefix): a keyed search for them could miss, so they are not indexed.
+const SYNTHETIC_KEYS: &[&str] = &["message", "stream", "attrs"];
+
+/// The raw key a path's value is written under, when equality on it can be indexed.
+fn index_key(path: &FieldPath) -> Option<Vec<u8>> {
+    let FieldPath::Field(parts) = path else {
+        return None;
+    };
+    let last = parts.last()?;
+    if parts.len() == 1 && SYNTHETIC_KEYS.contains(&last.as_str()) {
+        return None;
+    }
+    if last.is_empty() || last.bytes().any(is_escapable) {
+        return None;
+    }
+    Some(last.as_bytes().to_vec())
+}
+
+/// A value equality can look up raw: no spelling variants, no escapable bytes (those would be
+/// read as "cannot tell" anyway).
+fn index_value(s: &Scalar) -> Option<Vec<u8>> {
+    let Scalar::Str(s) = s else { return None };
+    (equality_is_spelling_free(s) && !s.bytes().any(is_escapable)).then(|| s.as_bytes().to_vec())
+}
+
+/// What a condition requires of the raw bytes, if anything: a keyed value for equality on a
+/// field, else literals.
 pub fn requirement(c: &Condition) -> Option<Requirement> {
+    if let Some(key) = index_key(&c.path) {
+        let values = match &c.test {
+            Test::Eq(s) => index_value(s).map(|v| vec![v]),
+            Test::AnyOf(list) => list.iter().map(index_value).collect::<Option<Vec<_>>>(),
+            _ => None,
+        };
+        if let Some(values) = values.filter(|v| !v.is_empty()) {
+            return Some(Requirement::Keyed { key, values });
+        }
+    }
+    literal_requirement(c)
+}
+
+/// The literal form of a condition's requirement (what `_line` tests and operators give).
+pub fn literal_requirement(c: &Condition) -> Option<Requirement> {
     // `_line` holds the record's text, which for JSON is the raw line itself and for envelopes
     // the inner line (escaped in the raw bytes): substring literals still hold, boundaries too.
-    let _ = matches!(c.path, FieldPath::Line);
     let alternatives = match &c.test {
         Test::Eq(s) => vec![eq_lit(s)?],
         Test::AnyOf(list) => list.iter().map(eq_lit).collect::<Option<Vec<_>>>()?,
@@ -106,7 +169,7 @@ pub fn requirement(c: &Condition) -> Option<Requirement> {
     if alternatives.is_empty() {
         return None;
     }
-    Some(Requirement { alternatives })
+    Some(Requirement::Literals(alternatives))
 }
 
 /// Literals a regex requires, from `regex-syntax`'s extractor: only when every alternative is
@@ -142,14 +205,17 @@ fn regex_literal(pattern: &str) -> Option<Vec<Lit>> {
     best
 }
 
-/// How selective a requirement probably is: the length of its shortest alternative, with
-/// bounded literals counted as longer since their hits are checked before decoding.
+/// How selective a requirement probably is. A keyed value is an exact test of one field and
+/// costs the same for any number of rules, so it beats every literal.
 pub fn score(r: &Requirement) -> usize {
-    r.alternatives
-        .iter()
-        .map(|l| l.bytes.len() + 4 * (l.left as usize + l.right as usize))
-        .min()
-        .unwrap_or(0)
+    match r {
+        Requirement::Keyed { .. } => usize::MAX,
+        Requirement::Literals(alts) => alts
+            .iter()
+            .map(|l| l.bytes.len() + 4 * (l.left as usize + l.right as usize))
+            .min()
+            .unwrap_or(0),
+    }
 }
 
 /// Picks the most selective requirement among conditions.
@@ -157,82 +223,337 @@ pub fn best_requirement<'a>(conds: impl IntoIterator<Item = &'a Condition>) -> O
     conds.into_iter().filter_map(requirement).max_by_key(score)
 }
 
-/// A compiled set of literals, each mapped to the targets (opaque ids) it makes candidates.
-pub struct LiteralSet {
-    ac: Option<AhoCorasick>,
-    lits: Vec<Lit>,
-    /// For each literal: the target ids it serves.
-    targets: Vec<Vec<u32>>,
-    /// Every target that has literals: candidates on a `\u` record.
-    all_targets: Vec<u32>,
+/// A target id reported for a record containing `\u`: every target is a candidate.
+pub const ALL_TARGETS: u32 = u32::MAX;
+
+/// What follows a key in the raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawValue<'a> {
+    /// Not a key followed by a separator (a word in a message, say).
+    NotAKey,
+    /// A value that cannot be read without decoding (an escape inside, an array).
+    Unknown,
+    /// The value's bytes as written.
+    Value(&'a [u8]),
 }
 
-impl LiteralSet {
+fn is_json_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Reads the value after a key that ends at `i` (just past its last byte). Accepts `"k":"v"`,
+/// `"k": v`, `\"k\":\"v\"` (JSON inside a JSON string), `k=v` and `k="v"`.
+fn raw_value(hay: &[u8], mut i: usize) -> RawValue<'_> {
+    let at = |i: usize| hay.get(i).copied();
+    // The key's closing quote, plain or escaped.
+    if at(i) == Some(b'"') {
+        i += 1;
+    } else if at(i) == Some(b'\\') && at(i + 1) == Some(b'"') {
+        i += 2;
+    }
+    while at(i).is_some_and(is_json_ws) {
+        i += 1;
+    }
+    match at(i) {
+        Some(b':') | Some(b'=') => i += 1,
+        // An escaped blank (`\t`) inside an escaped object: cannot tell without decoding.
+        Some(b'\\') => return RawValue::Unknown,
+        _ => return RawValue::NotAKey,
+    }
+    while at(i).is_some_and(is_json_ws) {
+        i += 1;
+    }
+    match at(i) {
+        None => RawValue::NotAKey,
+        Some(b'"') => {
+            let start = i + 1;
+            match memchr::memchr2(b'"', b'\\', &hay[start..]) {
+                Some(n) if hay[start + n] == b'"' => RawValue::Value(&hay[start..start + n]),
+                // An escape inside the value, or no closing quote.
+                _ => RawValue::Unknown,
+            }
+        }
+        Some(b'\\') => {
+            if at(i + 1) != Some(b'"') {
+                return RawValue::Unknown;
+            }
+            let start = i + 2;
+            match memchr::memchr2(b'"', b'\\', &hay[start..]) {
+                Some(n) if hay[start + n] == b'\\' && at(start + n + 1) == Some(b'"') => {
+                    RawValue::Value(&hay[start..start + n])
+                }
+                _ => RawValue::Unknown,
+            }
+        }
+        // An array may hold the value; objects never equal a string.
+        Some(b'[') => RawValue::Unknown,
+        Some(b'{') => RawValue::NotAKey,
+        Some(_) => {
+            let rest = &hay[i..];
+            let n = rest
+                .iter()
+                .position(|&b| {
+                    matches!(
+                        b,
+                        b' ' | b'\t' | b'\r' | b'\n' | b',' | b'}' | b']' | b'"' | b'\\'
+                    )
+                })
+                .unwrap_or(rest.len());
+            if rest.get(n) == Some(&b'\\') {
+                RawValue::Unknown
+            } else {
+                RawValue::Value(&rest[..n])
+            }
+        }
+    }
+}
+
+/// Searches many byte strings at once: one `memmem` finder when there is one (the fastest
+/// search there is), else a packed (Teddy) Aho-Corasick automaton. Aho-Corasick's default
+/// prefilter is slow on JSON, where `"` is a tenth of all bytes; the DFA it falls back to for
+/// large sets is still far better than a regex set.
+enum Multi {
+    One(Box<memmem::Finder<'static>>),
+    Many(AhoCorasick),
+}
+
+impl Multi {
+    fn new(pats: &[Vec<u8>]) -> Option<Multi> {
+        match pats.len() {
+            0 => None,
+            1 => Some(Multi::One(Box::new(
+                memmem::Finder::new(&pats[0]).into_owned(),
+            ))),
+            _ => {
+                let kind = if pats.len() <= 64 {
+                    None
+                } else {
+                    Some(AhoCorasickKind::DFA)
+                };
+                Some(Multi::Many(
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .kind(kind)
+                        .build(pats)
+                        .expect("literal automaton"),
+                ))
+            }
+        }
+    }
+
+    /// Calls `f(pattern, start, end)` for every occurrence, overlapping ones included.
+    fn each(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
+        match self {
+            Multi::One(finder) => {
+                let n = finder.needle().len();
+                for s in finder.find_iter(hay) {
+                    f(0, s, s + n);
+                }
+            }
+            Multi::Many(ac) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    f(m.pattern().as_usize(), m.start(), m.end());
+                }
+            }
+        }
+    }
+}
+
+/// One indexed key: the targets of each value, and of any value that cannot be read raw.
+struct KeyEntry {
+    key: Vec<u8>,
+    values: HashMap<Vec<u8>, Vec<u32>, foldhash::fast::FixedState>,
+    /// Every target on this key (candidates when the raw value is unknown).
+    all: Vec<u32>,
+}
+
+/// A compiled set of requirements, each mapped to the targets (opaque ids) it makes candidates.
+pub struct Prefilter {
+    lits: Option<Multi>,
+    lit_meta: Vec<Lit>,
+    lit_targets: Vec<Vec<u32>>,
+    keys: Option<Multi>,
+    key_entries: Vec<KeyEntry>,
+    /// Every target that has a requirement: candidates on a `\u` record.
+    all_targets: Vec<u32>,
+    escape_u: memmem::Finder<'static>,
+}
+
+impl Prefilter {
     /// Builds the set from `(target, requirement)` pairs.
     pub fn new(reqs: &[(u32, Requirement)]) -> Self {
-        let mut lits: Vec<Lit> = Vec::new();
-        let mut targets: Vec<Vec<u32>> = Vec::new();
+        let mut lit_meta: Vec<Lit> = Vec::new();
+        let mut lit_targets: Vec<Vec<u32>> = Vec::new();
+        let mut key_entries: Vec<KeyEntry> = Vec::new();
         let mut all_targets = Vec::new();
+        let add = |list: &mut Vec<u32>, t: u32| {
+            if !list.contains(&t) {
+                list.push(t)
+            }
+        };
         for (t, r) in reqs {
             all_targets.push(*t);
-            for l in &r.alternatives {
-                let idx = match lits.iter().position(|x| x == l) {
-                    Some(i) => i,
-                    None => {
-                        lits.push(l.clone());
-                        targets.push(Vec::new());
-                        lits.len() - 1
+            match r {
+                Requirement::Literals(alts) => {
+                    for l in alts {
+                        let idx = match lit_meta.iter().position(|x| x == l) {
+                            Some(i) => i,
+                            None => {
+                                lit_meta.push(l.clone());
+                                lit_targets.push(Vec::new());
+                                lit_meta.len() - 1
+                            }
+                        };
+                        add(&mut lit_targets[idx], *t);
                     }
-                };
-                if !targets[idx].contains(t) {
-                    targets[idx].push(*t);
+                }
+                Requirement::Keyed { key, values } => {
+                    let idx = match key_entries.iter().position(|e| &e.key == key) {
+                        Some(i) => i,
+                        None => {
+                            key_entries.push(KeyEntry {
+                                key: key.clone(),
+                                values: HashMap::default(),
+                                all: Vec::new(),
+                            });
+                            key_entries.len() - 1
+                        }
+                    };
+                    let e = &mut key_entries[idx];
+                    add(&mut e.all, *t);
+                    for v in values {
+                        add(e.values.entry(v.clone()).or_default(), *t);
+                    }
                 }
             }
         }
         all_targets.sort_unstable();
         all_targets.dedup();
-        let ac = if lits.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .build(lits.iter().map(|l| &l.bytes))
-                    .expect("literal automaton"),
-            )
-        };
-        LiteralSet {
-            ac,
-            lits,
-            targets,
+        let lit_pats: Vec<Vec<u8>> = lit_meta.iter().map(|l| l.bytes.clone()).collect();
+        let key_pats: Vec<Vec<u8>> = key_entries.iter().map(|e| e.key.clone()).collect();
+        Prefilter {
+            lits: Multi::new(&lit_pats),
+            lit_meta,
+            lit_targets,
+            keys: Multi::new(&key_pats),
+            key_entries,
             all_targets,
+            escape_u: memmem::Finder::new(b"\\u").into_owned(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lits.is_empty()
+        self.all_targets.is_empty()
     }
 
-    /// Calls `hit` with every target some literal of which occurs (properly delimited) in
-    /// `hay`. Targets may be reported more than once.
+    /// Every target with a requirement.
+    pub fn all_targets(&self) -> &[u32] {
+        &self.all_targets
+    }
+
+    /// Calls `hit(position, target)` for every requirement that shows in `hay`, with the
+    /// position of the evidence, so that a caller scanning many records at once can tell which
+    /// record it belongs to. A `\u` escape is reported once as [`ALL_TARGETS`] at its position.
+    /// Targets may be reported more than once, and not in position order.
+    pub fn scan_positions(&self, hay: &[u8], mut hit: impl FnMut(usize, u32)) {
+        if self.all_targets.is_empty() {
+            return;
+        }
+        for p in self.escape_u.find_iter(hay) {
+            hit(p, ALL_TARGETS);
+        }
+        if let Some(lits) = &self.lits {
+            lits.each(hay, |pat, s, e| {
+                let lit = &self.lit_meta[pat];
+                if lit.left && s > 0 && is_word(hay[s - 1]) {
+                    return;
+                }
+                if lit.right && e < hay.len() && is_word(hay[e]) {
+                    return;
+                }
+                self.lit_targets[pat].iter().for_each(|&t| hit(s, t));
+            });
+        }
+        if let Some(keys) = &self.keys {
+            keys.each(hay, |k, s, e| {
+                if s > 0 && is_word(hay[s - 1]) || e < hay.len() && is_word(hay[e]) {
+                    return;
+                }
+                let entry = &self.key_entries[k];
+                match raw_value(hay, e) {
+                    RawValue::NotAKey => {}
+                    RawValue::Unknown => entry.all.iter().for_each(|&t| hit(s, t)),
+                    RawValue::Value(v) => {
+                        if let Some(ts) = entry.values.get(v) {
+                            ts.iter().for_each(|&t| hit(s, t));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Calls `hit` with every target whose requirement shows in one record's bytes.
     pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(u32)) {
-        let Some(ac) = &self.ac else { return };
-        if memchr::memmem::find(hay, b"\\u").is_some() {
+        if self.escape_u.find(hay).is_some() {
             self.all_targets.iter().for_each(|&t| hit(t));
             return;
         }
-        for m in ac.find_overlapping_iter(hay) {
-            let lit = &self.lits[m.pattern().as_usize()];
-            if lit.left && m.start() > 0 && is_word(hay[m.start() - 1]) {
-                continue;
-            }
-            if lit.right && m.end() < hay.len() && is_word(hay[m.end()]) {
-                continue;
-            }
-            self.targets[m.pattern().as_usize()]
+        self.scan_positions(hay, |_, t| hit(t));
+    }
+}
+
+/// Finds the records of a block that show one requirement, from the front or from the back:
+/// how coverage sampling reaches the first and last in-scope record without decoding the rest.
+pub struct Probe {
+    forward: Vec<memmem::Finder<'static>>,
+    backward: Vec<memmem::FinderRev<'static>>,
+    set: Prefilter,
+}
+
+impl Probe {
+    pub fn new(req: &Requirement) -> Probe {
+        let needles: Vec<Vec<u8>> = match req {
+            Requirement::Literals(alts) => alts.iter().map(|l| l.bytes.clone()).collect(),
+            Requirement::Keyed { key, .. } => vec![key.clone()],
+        };
+        let mut needles = needles;
+        // `\u` can spell anything: records holding one are probed too.
+        needles.push(b"\\u".to_vec());
+        Probe {
+            forward: needles
                 .iter()
-                .for_each(|&t| hit(t));
+                .map(|n| memmem::Finder::new(n).into_owned())
+                .collect(),
+            backward: needles
+                .iter()
+                .map(|n| memmem::FinderRev::new(n).into_owned())
+                .collect(),
+            set: Prefilter::new(&[(0, req.clone())]),
         }
+    }
+
+    /// Does this record show the requirement (boundaries and raw values checked)?
+    pub fn shows(&self, record: &[u8]) -> bool {
+        let mut any = false;
+        self.set.scan(record, |_| any = true);
+        any
+    }
+
+    /// The first position at or after `from` where some needle occurs.
+    pub fn next(&self, hay: &[u8], from: usize) -> Option<usize> {
+        self.forward
+            .iter()
+            .filter_map(|f| f.find(&hay[from..]).map(|p| p + from))
+            .min()
+    }
+
+    /// The last position before `to` where some needle occurs.
+    pub fn prev(&self, hay: &[u8], to: usize) -> Option<usize> {
+        self.backward
+            .iter()
+            .filter_map(|f| f.rfind(&hay[..to]))
+            .max()
     }
 }
 
@@ -249,11 +570,12 @@ mod tests {
     }
 
     fn lits(test: Test) -> Option<Vec<(String, bool, bool)>> {
-        requirement(&cond(test)).map(|r| {
-            r.alternatives
+        literal_requirement(&cond(test)).map(|r| match r {
+            Requirement::Literals(alts) => alts
                 .into_iter()
                 .map(|l| (String::from_utf8(l.bytes).unwrap(), l.left, l.right))
-                .collect()
+                .collect(),
+            Requirement::Keyed { .. } => unreachable!(),
         })
     }
 
@@ -288,14 +610,56 @@ mod tests {
     }
 
     #[test]
-    fn boundaries_reject_lookalikes() {
-        let r = requirement(&cond(Test::Eq(Scalar::Str("NO_TOKEN".into())))).unwrap();
-        let set = LiteralSet::new(&[(7, r)]);
-        let hits = |s: &str| {
-            let mut v = Vec::new();
-            set.scan(s.as_bytes(), |t| v.push(t));
-            !v.is_empty()
+    fn equality_on_fields_is_keyed() {
+        let r = requirement(&cond(Test::Eq(Scalar::Str("NO_TOKEN".into()))));
+        assert_eq!(
+            r,
+            Some(Requirement::Keyed {
+                key: b"f".to_vec(),
+                values: vec![b"NO_TOKEN".to_vec()]
+            })
+        );
+        // Synthetic keys, `_line`, numbers and escapable values fall back to literals.
+        let msg = Condition {
+            path: FieldPath::parse_dotted("message"),
+            test: Test::Eq(Scalar::Str("boom now".into())),
         };
+        assert!(matches!(requirement(&msg), Some(Requirement::Literals(_))));
+        let line = Condition {
+            path: FieldPath::Line,
+            test: Test::Eq(Scalar::Str("boom".into())),
+        };
+        assert!(matches!(requirement(&line), Some(Requirement::Literals(_))));
+        assert!(requirement(&cond(Test::Eq(Scalar::Str("500".into())))).is_none());
+        assert!(matches!(
+            requirement(&cond(Test::Eq(Scalar::Str("/api/ws".into())))),
+            Some(Requirement::Literals(_))
+        ));
+        // Nested paths are indexed by their last key.
+        let nested = Condition {
+            path: FieldPath::parse_dotted("auth.reason"),
+            test: Test::AnyOf(vec![Scalar::Str("a b".into()), Scalar::Str("c".into())]),
+        };
+        assert_eq!(
+            requirement(&nested),
+            Some(Requirement::Keyed {
+                key: b"reason".to_vec(),
+                values: vec![b"a b".to_vec(), b"c".to_vec()]
+            })
+        );
+    }
+
+    fn set_hits(set: &Prefilter, s: &str) -> bool {
+        let mut v = Vec::new();
+        set.scan(s.as_bytes(), |t| v.push(t));
+        !v.is_empty()
+    }
+
+    #[test]
+    fn boundaries_reject_lookalikes() {
+        let r = literal_requirement(&cond(Test::Eq(Scalar::Str("NO_TOKEN".into())))).unwrap();
+        let set = Prefilter::new(&[(7, r)]);
+        let hits = |s: &str| set_hits(&set, s);
         assert!(hits(r#"{"error_code":"NO_TOKEN"}"#));
         assert!(hits(r#"{"log":"{\"error_code\":\"NO_TOKEN\"}"}"#));
         assert!(hits("error_code=NO_TOKEN level=error"));
@@ -305,5 +669,105 @@ mod tests {
             hits(r#"{"error_code":"\u004eO_TOKEN"}"#),
             "\\u makes every rule a candidate"
         );
+    }
+
+    #[test]
+    fn keyed_values_in_every_spelling() {
+        let c = Condition {
+            path: FieldPath::parse_dotted("error_code"),
+            test: Test::Eq(Scalar::Str("NO_TOKEN".into())),
+        };
+        let set = Prefilter::new(&[(3, requirement(&c).unwrap())]);
+        let hits = |s: &str| set_hits(&set, s);
+        for yes in [
+            r#"{"error_code":"NO_TOKEN"}"#,
+            r#"{"a":1, "error_code" :  "NO_TOKEN" }"#,
+            "{\"error_code\"\n:\t\"NO_TOKEN\"}",
+            r#"{"log":"{\"error_code\":\"NO_TOKEN\"}\n","stream":"stdout","time":"x"}"#,
+            r#"{"log":"{\"error_code\": \"NO_TOKEN\"}"}"#,
+            "level=error error_code=NO_TOKEN msg=x",
+            "error_code=\"NO_TOKEN\"",
+            "error_code=NO_TOKEN",
+            r#"{"log":"error_code=\"NO_TOKEN\" x=1"}"#,
+            r#"{"nested":{"error_code":"NO_TOKEN"}}"#,
+            // Cannot be read raw: candidates.
+            r#"{"error_code":["X","NO_TOKEN"]}"#,
+            r#"{"error_code":"NO\/TOKEN"}"#,
+            r#"{"error_code":"\u004eO_TOKEN"}"#,
+            r#"{"error\u005fcode":"NO_TOKEN"}"#,
+            r#"{"log":"{\"error_code\":\t\"NO_TOKEN\"}"}"#,
+            // Any occurrence counts (duplicate keys: the decoder decides).
+            r#"{"error_code":"OK","error_code":"NO_TOKEN"}"#,
+        ] {
+            assert!(hits(yes), "{yes}");
+        }
+        for no in [
+            r#"{"error_code":"NO_TOKEN_SCOPE"}"#,
+            r#"{"error_code":"OK","message":"NO_TOKEN"}"#,
+            r#"{"xerror_code":"NO_TOKEN"}"#,
+            r#"{"error_codes":"NO_TOKEN"}"#,
+            r#"{"message":"error_code NO_TOKEN"}"#,
+            r#"{"error_code":{"v":"NO_TOKEN"}}"#,
+            r#"{"error_code":null,"x":"NO_TOKEN"}"#,
+            "error_code=NO_TOKENS",
+            "",
+        ] {
+            assert!(!hits(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn positions_point_into_the_record() {
+        let c = Condition {
+            path: FieldPath::parse_dotted("code"),
+            test: Test::Eq(Scalar::Str("A1".into())),
+        };
+        let lit = literal_requirement(&Condition {
+            path: FieldPath::Line,
+            test: Test::Contains("boom".into()),
+        })
+        .unwrap();
+        let set = Prefilter::new(&[(0, requirement(&c).unwrap()), (1, lit)]);
+        let hay = b"{\"code\":\"B\"}\n{\"code\":\"A1\"}\nboom\n{\"x\":\"\\u0041\"}\n";
+        let mut got = Vec::new();
+        set.scan_positions(hay, |p, t| got.push((p, t)));
+        got.sort();
+        assert_eq!(got, vec![(15, 0), (27, 1), (38, ALL_TARGETS)]);
+    }
+
+    #[test]
+    fn many_literals_use_the_dfa_and_still_find_all() {
+        let reqs: Vec<(u32, Requirement)> = (0..200)
+            .map(|i| {
+                (
+                    i,
+                    Requirement::Literals(vec![Lit {
+                        bytes: format!("LIT_{i:04}").into_bytes(),
+                        left: true,
+                        right: true,
+                    }]),
+                )
+            })
+            .collect();
+        let set = Prefilter::new(&reqs);
+        let mut got = Vec::new();
+        set.scan(b"x LIT_0007 LIT_0199 LIT_01999", |t| got.push(t));
+        got.sort();
+        assert_eq!(got, vec![7, 199]);
+    }
+
+    #[test]
+    fn probes_find_records_from_both_ends() {
+        let c = Condition {
+            path: FieldPath::parse_dotted("env"),
+            test: Test::Eq(Scalar::Str("staging".into())),
+        };
+        let p = Probe::new(&requirement(&c).unwrap());
+        let hay = b"{\"env\":\"prod\"}\n{\"env\":\"staging\"}\n{\"env\":\"staging\"}\n";
+        assert_eq!(p.next(hay, 0), Some(2));
+        assert_eq!(p.next(hay, 3), Some(17));
+        assert_eq!(p.prev(hay, hay.len()), Some(35));
+        assert!(!p.shows(b"{\"env\":\"prod\"}"));
+        assert!(p.shows(b"{\"env\":\"staging\"}"));
     }
 }

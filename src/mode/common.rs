@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::decode::Event;
 use crate::diag;
 use crate::duration::parse_duration;
-use crate::matcher::Hit;
+use crate::matcher::{CoverageMode, Hit};
 use crate::redact::Redactor;
 use crate::report::{RemediationReport, summarize};
 use crate::rule::{Remediation, load_rules_dir};
@@ -223,8 +223,9 @@ pub fn refresh(
 /// Stored sample size cap.
 pub const SAMPLE_BYTES: usize = 2048;
 
-/// What a search found for the store: occurrences, and in-scope counts per (rule, hour bucket)
-/// with the newest event time of each bucket.
+/// What a search found for the store: occurrences, and coverage per (rule, hour bucket): the
+/// in-scope events counted (0 when coverage is sampled: presence only) and the newest in-scope
+/// event time of the bucket.
 #[derive(Debug, Default)]
 pub struct Findings {
     pub occurrences: Vec<StoredOccurrence>,
@@ -238,6 +239,8 @@ pub struct FindingsSink<'a> {
     pub source: &'a str,
     /// `watch` gives an untimed event its arrival time; `scan` leaves it untimed.
     pub untimed_at: Option<Timestamp>,
+    /// Sampled coverage records presence; exact coverage counts every in-scope event.
+    pub coverage: CoverageMode,
     pub out: &'a mut Findings,
 }
 
@@ -249,6 +252,21 @@ pub fn identity(event: &Event, bytes: &[u8]) -> String {
     }
 }
 
+impl FindingsSink<'_> {
+    fn cover(&mut self, rule: usize, t: Timestamp) {
+        let bucket = t.as_second().div_euclid(3600) * 3600;
+        let e = self
+            .out
+            .coverage
+            .entry((rule as u32, bucket))
+            .or_insert((0, t));
+        if self.coverage == CoverageMode::Exact {
+            e.0 += 1;
+        }
+        e.1 = e.1.max(t);
+    }
+}
+
 impl Sink for FindingsSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
         let time = event.time.or(self.untimed_at);
@@ -256,15 +274,10 @@ impl Sink for FindingsSink<'_> {
             let rule = match h {
                 Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
             };
-            if let (Some(t), true) = (time, self.rules[rule].fix.fixed_at.is_some()) {
-                let bucket = t.as_second().div_euclid(3600) * 3600;
-                let e = self
-                    .out
-                    .coverage
-                    .entry((rule as u32, bucket))
-                    .or_insert((0, t));
-                e.0 += 1;
-                e.1 = e.1.max(t);
+            // Coverage for every rule, fixed or open: a fix recorded later must be verifiable
+            // from logs already read.
+            if let Some(t) = time {
+                self.cover(rule, t);
             }
             if let Hit::Occurrence { rule, signature } = *h {
                 self.out.occurrences.push(StoredOccurrence {
@@ -278,6 +291,16 @@ impl Sink for FindingsSink<'_> {
                 });
             }
         }
+    }
+
+    fn covered(&mut self, event: &Event, rules: &[usize]) -> bool {
+        let Some(t) = event.time.or(self.untimed_at) else {
+            return false;
+        };
+        for &r in rules {
+            self.cover(r, t);
+        }
+        true
     }
 }
 

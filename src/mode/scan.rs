@@ -182,7 +182,7 @@ pub fn run(
         since: None,
         until: None,
     };
-    let matcher = Matcher::new(rules.clone());
+    let matcher = Matcher::new(rules.clone(), config.coverage.mode);
 
     // Inputs, minus those already scanned with the same rules and parameters.
     let (inputs, mut errors) = expand(&args.paths);
@@ -445,6 +445,7 @@ fn run_unit(
             redactor,
             source: &name,
             untimed_at: None,
+            coverage: matcher.coverage_mode(),
             out: &mut found,
         };
         let r = match (unit.range, input) {

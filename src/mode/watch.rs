@@ -22,7 +22,7 @@ use metrics::Metrics;
 use super::common::{self, Findings, FindingsSink, IntentOptions};
 use crate::config::Config;
 use crate::decode::{Event, Format};
-use crate::matcher::{Hit, Matcher};
+use crate::matcher::{CoverageMode, Hit, Matcher};
 use crate::redact::Redactor;
 use crate::rule::Remediation;
 use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
@@ -173,7 +173,7 @@ fn rules_fingerprint(dir: &Path) -> u64 {
 }
 
 /// Loads the rules, logging every error. `None` when any rule file is invalid.
-fn load(dir: &Path) -> Option<Loaded> {
+fn load(dir: &Path, coverage: CoverageMode) -> Option<Loaded> {
     let fingerprint = rules_fingerprint(dir);
     let loaded = match crate::rule::load_rules_dir(dir) {
         Ok(l) => l,
@@ -191,7 +191,7 @@ fn load(dir: &Path) -> Option<Loaded> {
     }
     let rules: Arc<[Remediation]> = loaded.remediations.into();
     Some(Loaded {
-        matcher: Matcher::new(rules.clone()),
+        matcher: Matcher::new(rules.clone(), coverage),
         rules,
         fingerprint,
     })
@@ -270,7 +270,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
     let Some(config) = common::load_config(args.config.as_deref(), color, err)? else {
         return Ok(2);
     };
-    let Some(mut loaded) = load(&args.rules) else {
+    let Some(mut loaded) = load(&args.rules, config.coverage.mode) else {
         tracing::error!("invalid rules; nothing started");
         return Ok(2);
     };
@@ -389,7 +389,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
                 && rules_fingerprint(&args.rules) != loaded.fingerprint
         {
             looper.last_rules_check = Instant::now();
-            match load(&args.rules) {
+            match load(&args.rules, config.coverage.mode) {
                 Some(new) => {
                     tracing::info!(rules = new.rules.len(), "rules reloaded");
                     store.note_remediations(&new.rules, Timestamp::now())?;
@@ -619,6 +619,7 @@ impl Looper<'_> {
                     redactor: self.redactor,
                     source: &source,
                     untimed_at: Some(Timestamp::now()),
+                    coverage: loaded.matcher.coverage_mode(),
                     out: &mut found,
                 },
                 stop: self.stop,

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use memchr::memchr;
+use memchr::{memchr, memrchr};
 
 use crate::decode::RecordMeta;
 use crate::decode::cri::parse_cri_line;
@@ -110,6 +110,32 @@ pub struct RecordReader<R> {
     bom_checked: bool,
     /// Records emitted, for line-number fix-ups of chunks.
     lines_seen: u64,
+    /// Newlines of the last [`LineBlock`] not preceded by `}`, handed out with it.
+    suspects: Vec<u32>,
+}
+
+/// Several complete lines at once (see [`RecordReader::next_chunk`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LineBlock<'a> {
+    /// Whole lines, each ending with `\n` (a `\r` before it is still there).
+    pub bytes: &'a [u8],
+    /// Line number of the first line.
+    pub first_line: u64,
+    /// Number of lines in `bytes`.
+    pub lines: u64,
+    /// Stream offset of `bytes[0]`.
+    pub start_offset: u64,
+    /// Indices (into `bytes`) of the newlines whose line does not end with `}`: the only lines
+    /// that can be broken JSON, and the ones a text log is made of.
+    pub suspects: &'a [u32],
+}
+
+/// What [`RecordReader::next_chunk`] yields: a block of plain lines where possible, else one
+/// item as [`RecordReader::next_item`] gives it.
+#[derive(Debug)]
+pub enum Chunk<'a> {
+    Lines(LineBlock<'a>),
+    Item(Item<'a>),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -149,6 +175,7 @@ impl<R: Read> RecordReader<R> {
             joined: Vec::new(),
             bom_checked: false,
             lines_seen: 0,
+            suspects: Vec::new(),
         }
     }
 
@@ -185,6 +212,11 @@ impl<R: Read> RecordReader<R> {
         r.line = line;
         r.bom_checked = offset > 0;
         r
+    }
+
+    /// The record length cap.
+    pub fn max_record(&self) -> usize {
+        self.max_record
     }
 
     /// Records (and over-long ones) emitted so far.
@@ -240,6 +272,66 @@ impl<R: Read> RecordReader<R> {
             Framing::Lines => self.next_line_item(),
             Framing::JsonArray => self.next_array_item(),
             Framing::Cri => self.next_cri_item(),
+        }
+    }
+
+    /// The next block of complete lines, or the next item where a block cannot be cut (a JSON
+    /// array or CRI stream, the first line of a stream, an over-long line, a last line without
+    /// newline). Blocks are what lets the searcher look at many lines with one pass of each
+    /// search instead of one call per line; lines in a block may still be longer than the cap
+    /// (up to the buffer's size), which the searcher checks.
+    pub fn next_chunk(&mut self) -> io::Result<Option<Chunk<'_>>> {
+        if let Some(block) = self.block_bounds()? {
+            let (from, to) = block;
+            let bytes = &self.buf[from..to];
+            let lines = shape_scan(bytes, &mut self.suspects);
+            let first_line = self.line;
+            self.line += lines;
+            self.lines_seen += lines;
+            self.pos = to;
+            self.scan = to;
+            return Ok(Some(Chunk::Lines(LineBlock {
+                bytes: &self.buf[from..to],
+                first_line,
+                lines,
+                start_offset: self.base + from as u64,
+                suspects: &self.suspects,
+            })));
+        }
+        Ok(self.next_item()?.map(Chunk::Item))
+    }
+
+    /// Buffer bounds of the next block of whole lines, if one can be cut now.
+    fn block_bounds(&mut self) -> io::Result<Option<(usize, usize)>> {
+        if self.framing != Framing::Lines || !self.bom_checked || self.skipping.is_some() {
+            return Ok(None);
+        }
+        if let Some(stop) = self.stop_at {
+            if self.base + self.pos as u64 >= stop {
+                return Ok(None);
+            }
+        }
+        // What is left of the last read is usually part of a line: read more first. (Only
+        // then, so that an I/O error never hides lines already read.)
+        if memchr(b'\n', &self.buf[self.pos..self.end]).is_none() && !self.fill()? {
+            return Ok(None);
+        }
+        let mut limit = self.end;
+        if let Some(stop) = self.stop_at {
+            // Lines that start before `stop` belong to this reader; the last of them ends at
+            // the first newline at or after `stop - 1`.
+            let from = ((stop - 1).saturating_sub(self.base) as usize).max(self.pos);
+            if from < self.end {
+                match memchr(b'\n', &self.buf[from..self.end]) {
+                    Some(i) => limit = from + i + 1,
+                    None => return Ok(None),
+                }
+            }
+        }
+        match memrchr(b'\n', &self.buf[self.pos..limit]) {
+            // Indices into a block are `u32`s.
+            Some(i) if i < u32::MAX as usize => Ok(Some((self.pos, self.pos + i + 1))),
+            _ => Ok(None),
         }
     }
 
@@ -654,6 +746,56 @@ impl<R: Read> RecordReader<R> {
             }
         }
     }
+}
+
+/// Counts the lines of `bytes` (which ends with a newline) and collects in `suspects` the
+/// newlines not preceded by `}`. One pass, 16 bytes at a time on x86-64: this runs over every
+/// byte the scanner reads, so it must cost far less than the literal search.
+pub fn shape_scan(bytes: &[u8], suspects: &mut Vec<u32>) -> u64 {
+    suspects.clear();
+    let mut lines = 0u64;
+    let mut i = 0usize;
+    if bytes.first() == Some(&b'\n') {
+        suspects.push(0);
+        lines += 1;
+        i = 1;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes inside
+        // `bytes` (`i >= 1` and `i + 16 <= len`, so `i - 1 + 16 <= len` too).
+        use std::arch::x86_64::*;
+        unsafe {
+            let nl = _mm_set1_epi8(b'\n' as i8);
+            let close = _mm_set1_epi8(b'}' as i8);
+            i = i.max(1);
+            while i + 16 <= bytes.len() {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i) as *const __m128i);
+                let prev = _mm_loadu_si128(bytes.as_ptr().add(i - 1) as *const __m128i);
+                let n = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32;
+                if n != 0 {
+                    lines += n.count_ones() as u64;
+                    let c = _mm_movemask_epi8(_mm_cmpeq_epi8(prev, close)) as u32;
+                    let mut bad = n & !c;
+                    while bad != 0 {
+                        suspects.push((i + bad.trailing_zeros() as usize) as u32);
+                        bad &= bad - 1;
+                    }
+                }
+                i += 16;
+            }
+        }
+    }
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            lines += 1;
+            if i == 0 || bytes[i - 1] != b'}' {
+                suspects.push(i as u32);
+            }
+        }
+        i += 1;
+    }
+    lines
 }
 
 enum RawLine {

@@ -56,7 +56,8 @@ pub struct StoredOccurrence {
     pub sample: String,
 }
 
-/// In-scope events of one input in one hour bucket.
+/// In-scope events of one input in one hour bucket. `count` is 0 for a sampled bucket, where
+/// only presence and the newest time are known (see `CoverageMode`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoverageCell {
     pub remediation: String,
@@ -120,6 +121,12 @@ pub struct CoverageSummary {
     pub last: Option<Timestamp>,
     /// In-scope events at or after a given time (the fix), when asked for.
     pub events_since: u64,
+    /// Hour buckets with in-scope events, in all and at or after the given time.
+    pub hours: u64,
+    pub hours_since: u64,
+    /// True when every bucket was counted (exact coverage); sampled buckets record presence
+    /// only (a count of 0), so event counts are then lower bounds and not shown.
+    pub counted: bool,
 }
 
 /// Delivery state of a notification on one channel.

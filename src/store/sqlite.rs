@@ -455,7 +455,9 @@ impl Store for SqliteStore {
             .unwrap_or(i64::MIN);
         self.conn
             .query_row(
-                "SELECT COALESCE(SUM(count), 0), MAX(max_time), COALESCE(SUM(CASE WHEN bucket >= ?2 THEN count ELSE 0 END), 0)
+                "SELECT COALESCE(SUM(count), 0), MAX(max_time), COALESCE(SUM(CASE WHEN bucket >= ?2 THEN count ELSE 0 END), 0),
+                        COUNT(DISTINCT bucket), COUNT(DISTINCT CASE WHEN bucket >= ?2 THEN bucket END),
+                        COALESCE(MIN(count), 0) > 0
                  FROM coverage WHERE remediation = ?1",
                 params![remediation, since_bucket],
                 |r| {
@@ -463,6 +465,9 @@ impl Store for SqliteStore {
                         events: r.get::<_, i64>(0)? as u64,
                         last: r.get::<_, Option<i64>>(1)?.map(ts),
                         events_since: r.get::<_, i64>(2)? as u64,
+                        hours: r.get::<_, i64>(3)? as u64,
+                        hours_since: r.get::<_, i64>(4)? as u64,
+                        counted: r.get(5)?,
                     })
                 },
             )

@@ -255,7 +255,19 @@ error_code = "NO_TOKEN"
     assert_eq!(r["first_seen"], "2025-09-08T20:00:00Z");
     assert_eq!(r["last_seen"], "2025-09-08T23:30:00Z");
     assert_eq!(r["verdict"], "recurring");
+    // Sampled coverage (the default): the hours in scope, no counts.
+    assert_eq!(r["coverage"], "sampled");
+    assert_eq!(r["in_scope_events"], serde_json::Value::Null);
+    assert_eq!(r["in_scope_hours"], 3);
+    assert_eq!(r["last_in_scope"], "2025-09-09T02:00:00Z");
+    // Exact coverage counts every in-scope event.
+    ws.write("recur.toml", "[coverage]\nmode = \"exact\"\n");
+    let doc = scan_json(&ws, &["e.jsonl"]);
+    let r = rem(&doc, "SCOPED");
+    assert_eq!(r["coverage"], "exact");
     assert_eq!(r["in_scope_events"], 3);
+    assert_eq!(r["in_scope_since_fix"], 2);
+    assert_eq!(r["in_scope_hours"], 3);
 }
 
 #[test]
@@ -509,7 +521,13 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
     }
     ws.write("big.jsonl", &data);
     let mut docs = Vec::new();
-    for (threads, chunk) in [("1", "1000000000"), ("4", "4096"), ("2", "777")] {
+    for (threads, chunk) in [
+        ("1", "4096"),
+        ("4", "4096"),
+        ("2", "4096"),
+        ("1", "1000000000"),
+        ("2", "777"),
+    ] {
         let out = ws
             .recur()
             .args([
@@ -531,8 +549,17 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
         docs.push(doc);
     }
     assert_eq!(docs[0]["warnings"][0]["line"], 2502);
+    // Threads change nothing at all.
     assert_eq!(docs[0], docs[1]);
     assert_eq!(docs[0], docs[2]);
+    // Chunk sizes change only what is sampled per block (these lines are not in time order,
+    // so the newest time and the latest in-scope time come from the sampled records).
+    for d in &mut docs {
+        d["inputs"]["newest_event"] = serde_json::Value::Null;
+        d["remediations"][0]["last_in_scope"] = serde_json::Value::Null;
+    }
+    assert_eq!(docs[0], docs[3]);
+    assert_eq!(docs[0], docs[4]);
     assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 52);
 }
 

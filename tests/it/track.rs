@@ -84,7 +84,7 @@ fn quiet_day_after_the_fix_is_verified_half_a_day_is_holding() {
         r1(&doc)["progress"]
             .as_str()
             .unwrap()
-            .starts_with("12h of 24h quiet, 13 in-scope events"),
+            .starts_with("12h of 24h quiet, in scope during 13 hours"),
         "{}",
         r1(&doc)["progress"]
     );

@@ -23,7 +23,7 @@ use jiff::Timestamp;
 
 use super::common::{self, TimeBound};
 use crate::decode::{Event, Format};
-use crate::matcher::{Hit, Matcher};
+use crate::matcher::{CoverageMode, Hit, Matcher};
 use crate::redact::Redactor;
 use crate::report::group_thousands;
 use crate::rule::cond::{FieldRef, lookup};
@@ -351,7 +351,7 @@ pub fn run(
     };
     let synthetic = filter::synthetic_rule(&args.filters, pattern.as_ref(), rule.as_ref());
     let highlighter = Highlighter::new(pattern.clone(), &filter::field_names(&synthetic));
-    let matcher = Matcher::new(Arc::from(vec![synthetic]));
+    let matcher = Matcher::new(Arc::from(vec![synthetic]), CoverageMode::Off);
 
     let mut decode = config.decode_config();
     if args.input != Format::Auto {

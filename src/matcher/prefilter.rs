@@ -505,29 +505,30 @@ impl Prefilter {
 
 /// Finds the records of a block that show one requirement, from the front or from the back:
 /// how coverage sampling reaches the first and last in-scope record without decoding the rest.
+///
+/// Both directions search growing windows with forward `memmem` finders: the work is about the
+/// distance to the hit, not the size of the block (a reverse two-way search, or one search per
+/// needle to the end of the block, cost a whole pass each time).
 pub struct Probe {
-    forward: Vec<memmem::Finder<'static>>,
-    backward: Vec<memmem::FinderRev<'static>>,
+    needles: Vec<memmem::Finder<'static>>,
     set: Prefilter,
 }
 
+/// First window of a probe, doubled until a hit or the end.
+const PROBE_WINDOW: usize = 4096;
+
 impl Probe {
     pub fn new(req: &Requirement) -> Probe {
-        let needles: Vec<Vec<u8>> = match req {
+        let mut needles: Vec<Vec<u8>> = match req {
             Requirement::Literals(alts) => alts.iter().map(|l| l.bytes.clone()).collect(),
             Requirement::Keyed { key, .. } => vec![key.clone()],
         };
-        let mut needles = needles;
         // `\u` can spell anything: records holding one are probed too.
         needles.push(b"\\u".to_vec());
         Probe {
-            forward: needles
+            needles: needles
                 .iter()
                 .map(|n| memmem::Finder::new(n).into_owned())
-                .collect(),
-            backward: needles
-                .iter()
-                .map(|n| memmem::FinderRev::new(n).into_owned())
                 .collect(),
             set: Prefilter::new(&[(0, req.clone())]),
         }
@@ -540,20 +541,52 @@ impl Probe {
         any
     }
 
-    /// The first position at or after `from` where some needle occurs.
+    /// The first position at or after `from` where some needle starts.
     pub fn next(&self, hay: &[u8], from: usize) -> Option<usize> {
-        self.forward
-            .iter()
-            .filter_map(|f| f.find(&hay[from..]).map(|p| p + from))
-            .min()
+        let mut lo = from;
+        let mut win = PROBE_WINDOW;
+        while lo < hay.len() {
+            let hi = (lo + win).min(hay.len());
+            // Needles starting in [lo, hi), which may end past `hi`.
+            let best = self
+                .needles
+                .iter()
+                .filter_map(|f| {
+                    let end = (hi + f.needle().len() - 1).min(hay.len());
+                    f.find(&hay[lo..end]).map(|p| p + lo)
+                })
+                .min();
+            if best.is_some() {
+                return best;
+            }
+            lo = hi;
+            win *= 2;
+        }
+        None
     }
 
-    /// The last position before `to` where some needle occurs.
+    /// The last position where some needle lies wholly before `to`.
     pub fn prev(&self, hay: &[u8], to: usize) -> Option<usize> {
-        self.backward
-            .iter()
-            .filter_map(|f| f.rfind(&hay[..to]))
-            .max()
+        let mut hi = to.min(hay.len());
+        let mut win = PROBE_WINDOW;
+        while hi > 0 {
+            let lo = hi.saturating_sub(win);
+            // Needles starting in [lo, hi) and ending by `to`.
+            let best = self
+                .needles
+                .iter()
+                .filter_map(|f| {
+                    let end = (hi + f.needle().len() - 1).min(to);
+                    f.find_iter(&hay[lo..end]).last().map(|p| p + lo)
+                })
+                .max();
+            if best.is_some() {
+                return best;
+            }
+            hi = lo;
+            win *= 2;
+        }
+        None
     }
 }
 
@@ -767,6 +800,17 @@ mod tests {
         assert_eq!(p.next(hay, 0), Some(2));
         assert_eq!(p.next(hay, 3), Some(17));
         assert_eq!(p.prev(hay, hay.len()), Some(35));
+        assert_eq!(p.prev(hay, 35), Some(17));
+        assert_eq!(p.prev(hay, 2), None);
+        // Across window edges, in a long haystack.
+        let mut long = vec![b' '; 20_000];
+        long[10_000..10_003].copy_from_slice(b"env");
+        long[4_095..4_098].copy_from_slice(b"env");
+        assert_eq!(p.next(&long, 0), Some(4_095));
+        assert_eq!(p.next(&long, 4_096), Some(10_000));
+        assert_eq!(p.prev(&long, 20_000), Some(10_000));
+        assert_eq!(p.prev(&long, 10_002), Some(4_095));
+        assert_eq!(p.prev(&long, 4_097), None);
         assert!(!p.shows(b"{\"env\":\"prod\"}"));
         assert!(p.shows(b"{\"env\":\"staging\"}"));
     }

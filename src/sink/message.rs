@@ -69,7 +69,7 @@ impl Notification {
         let ep = report
             .episode_list
             .iter()
-            .find(|e| e.start == intent.episode_start);
+            .find(|e| e.identity == intent.episode_start);
         let occ = store.occurrences(&rule.id)?;
         let mut samples: Vec<String> = occ
             .iter()

@@ -15,9 +15,10 @@ use crate::track::IntentDraft;
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2];
 
-const V1: &str = r#"
+/// Version 1, the first shipped schema (public so tests can build a file an older recur wrote).
+pub const SCHEMA_V1: &str = r#"
 CREATE TABLE occurrences (
     remediation TEXT NOT NULL,
     identity    TEXT NOT NULL,
@@ -120,7 +121,20 @@ UPDATE occurrences SET
     input_key  = COALESCE((SELECT key  FROM inputs WHERE inputs.path = occurrences.source ORDER BY scanned_at DESC LIMIT 1), ''),
     input_size = COALESCE((SELECT size FROM inputs WHERE inputs.path = occurrences.source ORDER BY scanned_at DESC LIMIT 1), 0);
 CREATE INDEX occurrences_input ON occurrences (input_key);
-ALTER TABLE inputs ADD COLUMN tail TEXT NOT NULL DEFAULT '';
+-- Fingerprints gain the tail hash and are kept per path: two files with the same head are
+-- both remembered, a file that grows replaces its own, a renamed one is found by content.
+CREATE TABLE inputs_v2 (
+    key        TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    tail       TEXT NOT NULL,
+    scanned_at INTEGER NOT NULL,
+    PRIMARY KEY (key, params, path)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO inputs_v2 SELECT key, params, path, size, '', scanned_at FROM inputs;
+DROP TABLE inputs;
+ALTER TABLE inputs_v2 RENAME TO inputs;
 "#;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -377,16 +391,12 @@ impl Store for SqliteStore {
         tail: &str,
         params: &str,
     ) -> Result<bool, StoreError> {
-        let found: Option<(i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT size, tail FROM inputs WHERE key = ?1 AND params = ?2",
-                params![key, params],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+        self.conn
+            .prepare_cached(
+                "SELECT 1 FROM inputs WHERE key = ?1 AND params = ?2 AND size = ?3 AND tail = ?4",
             )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        Ok(found.is_some_and(|(s, t)| s == size as i64 && t == tail))
+            .and_then(|mut st| st.exists(params![key, params, size as i64, tail]))
+            .map_err(|e| self.sql(e))
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
@@ -1225,7 +1235,7 @@ mod tests {
     /// A version-1 file, as recur wrote it before episodes were recorded.
     fn v1_file(p: &Path) {
         let c = Connection::open(p).unwrap();
-        c.execute_batch(V1).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
         c.pragma_update(None, "user_version", 1).unwrap();
         let t = ns(Timestamp::from_second(1_757_492_400).unwrap()); // 2025-09-10T08:20:00Z
         c.execute(

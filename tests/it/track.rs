@@ -268,14 +268,24 @@ fn overlapping_exports_count_an_event_once() {
 }
 
 #[test]
-fn first_run_over_history_is_capped_and_folded_into_a_digest() {
+fn first_run_over_history_notifies_the_newest_and_digests_the_older() {
     let ws = Workspace::new();
     ws.rule("r", &rule("window = \"1h\""));
-    // 12 episodes, a day apart.
-    ws.write(
-        "a.jsonl",
-        events(&(0..12).map(|d| (60 + d * 1440, true)).collect::<Vec<_>>()),
+    ws.rule(
+        "r2",
+        &rule("window = \"1h\"")
+            .replace("\"R1\"", "\"R2\"")
+            .replace("title = \"NO_TOKEN\"", "title = \"Second remediation\"")
+            .replace("error_code = \"NO_TOKEN\"", "error_code = \"OTHER\""),
     );
+    // 12 episodes, 12 hours apart, alternating between the two remediations.
+    let mut lines = String::new();
+    for k in 0..12i64 {
+        let t = t0() + SignedDuration::from_mins(60 + k * 720);
+        let code = if k % 2 == 0 { "NO_TOKEN" } else { "OTHER" };
+        lines.push_str(&format!("{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"e{k}\"}}\n"));
+    }
+    ws.write("a.jsonl", lines);
     let out = ws
         .recur()
         .args([
@@ -293,12 +303,44 @@ fn first_run_over_history_is_capped_and_folded_into_a_digest() {
     let kinds: Vec<&str> = n.iter().map(|x| x["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "open").count(), 12);
     assert_eq!(kinds.iter().filter(|k| **k == "digest").count(), 1);
+    // In due order: the 7 oldest are folded, the 5 newest sent, then the digest.
+    let statuses: Vec<&str> = n.iter().map(|x| x["status"].as_str().unwrap()).collect();
     assert_eq!(
-        n.iter().filter(|x| x["status"] == "sent").count(),
-        6,
-        "5 episodes + 1 digest sent: {n:#?}"
+        statuses,
+        [&["suppressed"; 7][..], &["sent"; 6][..]].concat(),
+        "{n:#?}"
     );
-    assert_eq!(n.iter().filter(|x| x["status"] == "suppressed").count(), 7);
+    let newest = t0() + SignedDuration::from_mins(60 + 11 * 720);
+    assert_eq!(n[11]["episode_start"], newest.to_string());
+    assert_eq!(n[12]["kind"], "digest");
+    // The digest names every remediation it folds.
+    let digest: serde_json::Value = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["kind"] == "digest")
+        .unwrap_or_else(|| panic!("no digest on the console:\n{}", out.stderr));
+    let folded: Vec<&str> = digest["folded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(folded.len(), 7, "{folded:#?}");
+    assert_eq!(folded.iter().filter(|l| l.starts_with("R1: NO_TOKEN")).count(), 4);
+    assert_eq!(
+        folded
+            .iter()
+            .filter(|l| l.starts_with("R2: Second remediation"))
+            .count(),
+        3
+    );
+    assert_eq!(digest["remediation_id"], "R1, R2");
+    let text = digest["text"].as_str().unwrap();
+    assert!(
+        text.contains("digest: 7 notifications folded for R1, R2"),
+        "{text}"
+    );
     let again = ws
         .recur()
         .args([
@@ -400,38 +442,89 @@ fn order_and_splitting_across_runs_do_not_matter() {
     }
 }
 
-#[cfg(unix)]
-#[test]
-fn a_scan_killed_with_sigkill_is_completed_by_the_next_run() {
-    let ws = Workspace::new();
-    ws.rule("r", &rule("window = \"1h\""));
+/// 40 hourly-ish log files in event-time order: each holds one episode of 7 recurrences (one
+/// `open`, reminders at +1h, +2h and +3h).
+fn killed_scan_corpus(ws: &Workspace, files: std::ops::Range<i64>) -> u64 {
     let mut expected = 0u64;
-    for f in 0..40 {
-        let evs: Vec<(i64, bool)> = (0..400).map(|i| (f * 400 + i, i % 50 == 0)).collect();
+    for f in files {
+        let evs: Vec<(i64, bool)> = (0..400)
+            .map(|i| (f * 400 + i, i % 30 == 0 && i <= 180))
+            .collect();
         expected += evs.iter().filter(|e| e.1).count() as u64;
         ws.write(&format!("logs/{f:03}.jsonl"), events(&evs));
     }
-    for delay_ms in [5u64, 40, 120] {
-        let _ = std::fs::remove_dir_all(ws.join(".recur"));
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
-            .current_dir(ws.path())
+    expected
+}
+
+const KILL_RULE: &str = "window = \"1h\"\nrepeat = \"1h\"";
+
+#[cfg(unix)]
+#[test]
+fn a_scan_killed_mid_way_is_completed_by_the_next_run() {
+    // Every episode notified on its own (no digest), so ledgers compare key by key.
+    let scan = |ws: &Workspace, paths: &[&str]| {
+        let out = ws
+            .recur()
+            .env("RECUR_MAX_NOTIFICATIONS", "1000")
+            .args(["scan", "--format", "json", "--no-notify"])
+            .args(paths)
+            .run();
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        out.json()
+    };
+    // The reference: everything in one clean run.
+    let clean = Workspace::new();
+    clean.rule("r", &rule(KILL_RULE));
+    let total = killed_scan_corpus(&clean, 0..40);
+    let reference = scan(&clean, &["logs"]);
+    assert_eq!(r1(&reference)["recurrences"], total);
+    assert_eq!(r1(&reference)["episodes"], 40);
+    let reference_ledger = ledger(&clean);
+    assert_eq!(reference_ledger.len(), 40 * 4);
+
+    for n in [1u64, 9, 19] {
+        let ws = Workspace::new();
+        ws.rule("r", &rule(KILL_RULE));
+        // A first, complete run over half the files records their episodes and intents.
+        let first = killed_scan_corpus(&ws, 0..20);
+        scan(&ws, &["logs"]);
+        killed_scan_corpus(&ws, 20..40);
+        // The next run dies (abort: no unwinding, like kill -9) after `n` of the 20 new
+        // inputs were committed, before the episodes and intents of this run are written.
+        let out = ws
+            .recur()
+            .env("RECUR_TEST_ABORT_AFTER_COMMITS", n.to_string())
+            .env("RECUR_MAX_NOTIFICATIONS", "1000")
             .args(["scan", "--no-notify", "--threads", "1", "logs"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let doc = scan(&ws, &["logs"]);
+            .run();
+        assert_eq!(out.code, -1, "killed by a signal: {}", out.stderr);
+        let status = ws.recur().args(["status", "--format", "json"]).run();
+        let committed = r1(&status.json())["recurrences"].as_u64().unwrap();
+        assert_eq!(committed, first + n * 7, "exactly {n} new inputs committed");
+        assert!(first < committed && committed < total);
         assert_eq!(
-            r1(&doc)["recurrences"],
-            expected,
-            "after a kill at {delay_ms} ms"
+            sql_count(&ws, "SELECT COUNT(*) FROM inputs"),
+            20 + n as i64,
+            "each committed input with its fingerprint"
         );
+        assert_eq!(ledger(&ws).len(), 20 * 4, "the killed run wrote no intent");
+
+        // The rerun reads only what was not committed and ends where the clean run did.
         let doc = scan(&ws, &["logs"]);
-        assert_eq!(r1(&doc)["recurrences"], expected);
-        assert_eq!(doc["inputs"]["files"], 0, "everything committed");
+        assert_eq!(doc["inputs"]["skipped"], 20 + n);
+        assert_eq!(doc["inputs"]["files"], 20 - n);
+        for k in ["occurrences", "recurrences", "episodes", "first_seen", "last_seen"] {
+            assert_eq!(r1(&doc)[k], r1(&reference)[k], "{k} after a kill after {n}");
+        }
+        assert_eq!(ledger(&ws), reference_ledger, "no intent twice, none missing");
+        assert_eq!(
+            doc["notifications"].as_array().unwrap().len(),
+            20 * 4,
+            "the intents of the second half, once"
+        );
+        let again = scan(&ws, &["logs"]);
+        assert_eq!(again["inputs"]["files"], 0, "everything committed");
+        assert!(again["notifications"].as_array().unwrap().is_empty());
     }
 }
 

@@ -180,7 +180,7 @@ pub fn refresh(
     drafts.sort_by(|a, b| (a.0.due, &a.0.key).cmp(&(b.0.due, &b.0.key)));
     let notifiable = drafts
         .iter()
-        .filter(|(d, _)| !opts.notify_since.is_some_and(|s| d.episode_start < s))
+        .filter(|(d, _)| opts.notify_since.is_none_or(|s| d.episode_start >= s))
         .count();
     // Of the notifiable drafts (in due order), the first `fold` are the oldest.
     let mut fold = notifiable.saturating_sub(opts.max_notifications);

@@ -476,8 +476,9 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             };
             let mut ins = tx.prepare_cached(sql).map_err(classify)?;
-            let (okey, osize, otail) =
-                origin.map_or(("", 0, ""), |o| (o.key.as_str(), o.size as i64, o.tail.as_str()));
+            let (okey, osize, otail) = origin.map_or(("", 0, ""), |o| {
+                (o.key.as_str(), o.size as i64, o.tail.as_str())
+            });
             let mut seen: HashSet<(&str, &str)> = HashSet::new();
             for (i, o) in batch.occurrences.iter().enumerate() {
                 if pruned(&o.remediation, o.time) {
@@ -1308,7 +1309,11 @@ mod tests {
             ..occ(id, secs)
         };
         let ids = |s: &SqliteStore| -> Vec<String> {
-            s.occurrences("R").unwrap().into_iter().map(|o| o.identity).collect()
+            s.occurrences("R")
+                .unwrap()
+                .into_iter()
+                .map(|o| o.identity)
+                .collect()
         };
         let mut s = SqliteStore::in_memory().unwrap();
         let b = Batch {
@@ -1340,7 +1345,11 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(ids(&s), ["h:1"], "the shared event came with the first input");
+        assert_eq!(
+            ids(&s),
+            ["h:1"],
+            "the shared event came with the first input"
+        );
         // The file at renamed.log grew (same head, larger): its re-read replaces what the
         // smaller version there contributed.
         let b = Batch {
@@ -1377,7 +1386,12 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let ids: Vec<String> = s.occurrences("R").unwrap().into_iter().map(|o| o.identity).collect();
+        let ids: Vec<String> = s
+            .occurrences("R")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.identity)
+            .collect();
         assert_eq!(ids, ["h:1"]);
     }
 
@@ -1431,7 +1445,8 @@ mod tests {
             opened_count: 1,
             reminders: vec![],
         };
-        s.record_episodes("R", &[ep(10, 10), ep(50, 500)], &[]).unwrap();
+        s.record_episodes("R", &[ep(10, 10), ep(50, 500)], &[])
+            .unwrap();
         let d = |a: i64, key: &str| {
             (
                 IntentDraft {
@@ -1447,10 +1462,15 @@ mod tests {
                 vec![],
             )
         };
-        s.add_intents(&[d(10, "old"), d(50, "spanning")], t(0)).unwrap();
+        s.add_intents(&[d(10, "old"), d(50, "spanning")], t(0))
+            .unwrap();
         let st = s.prune(t(100)).unwrap();
         assert_eq!((st.occurrences, st.episodes, st.intents), (1, 1, 1));
-        assert_eq!(s.occurrences("R").unwrap().len(), 2, "h:2 opens a kept episode");
+        assert_eq!(
+            s.occurrences("R").unwrap().len(),
+            2,
+            "h:2 opens a kept episode"
+        );
         assert!(s.intent("spanning").unwrap().is_some());
         assert!(s.intent("old").unwrap().is_none());
         // The mark is the kept episode's first event: h:1 never comes back, h:2 stays.

@@ -154,9 +154,8 @@ pub struct Assignment {
 pub fn assign_identities(eps: &mut [Episode], stored: &[StoredEpisode]) -> Assignment {
     let mut out = Assignment::default();
     let mut taken = vec![false; stored.len()];
-    let overlaps = |s: &StoredEpisode, e: &Episode| {
-        s.first_seen <= e.last_seen && e.first_seen <= s.last_seen
-    };
+    let overlaps =
+        |s: &StoredEpisode, e: &Episode| s.first_seen <= e.last_seen && e.first_seen <= s.last_seen;
     for ep in eps.iter_mut() {
         let mut cands: Vec<usize> = (0..stored.len())
             .filter(|&i| !taken[i] && (overlaps(&stored[i], ep) || stored[i].identity == ep.start))
@@ -285,5 +284,82 @@ mod tests {
         let eps = episodes(&[t(0, 0), t(0, 30), t(5, 0)], &alert(1, 60, 360, 60));
         assert_eq!(eps.len(), 2);
         assert_eq!(eps[1].start, t(5, 0));
+    }
+
+    fn stored(identity: Timestamp, first: Timestamp, last: Timestamp, seq: i64) -> StoredEpisode {
+        StoredEpisode {
+            remediation: "R".into(),
+            identity,
+            start: identity,
+            first_seen: first,
+            last_seen: last,
+            count: 1,
+            reminders: 0,
+            merged_into: None,
+            active: true,
+            seq,
+        }
+    }
+
+    #[test]
+    fn identities_survive_an_earlier_start_and_joins_keep_the_first_recorded() {
+        let a = alert(1, 60, 360, 60);
+        // Recorded: an episode at 0:20 (first) and one at 1:40 (second).
+        let rec = [
+            stored(t(0, 20), t(0, 20), t(0, 20), 1),
+            stored(t(1, 40), t(1, 40), t(1, 40), 2),
+        ];
+        // 0:00 arrives: the first episode now starts there, keeping its identity.
+        let mut eps = episodes(&[t(0, 0), t(0, 20), t(1, 40)], &a);
+        assert_eq!(eps.len(), 2);
+        let asg = assign_identities(&mut eps, &rec);
+        assert_eq!(eps[0].identity, t(0, 20));
+        assert_eq!(eps[0].start, t(0, 0));
+        assert_eq!(eps[1].identity, t(1, 40));
+        assert!(asg.changed && asg.merged.is_empty());
+        assert_eq!(intents_for("R", &eps)[0].key, "R/20250909T002000Z/0");
+        // 1:00 joins them: one episode, under the identity recorded first.
+        let mut eps = episodes(&[t(0, 0), t(0, 20), t(1, 0), t(1, 40)], &a);
+        assert_eq!(eps.len(), 1);
+        let asg = assign_identities(&mut eps, &rec);
+        assert_eq!(eps[0].identity, t(0, 20));
+        assert_eq!(asg.merged, vec![(t(1, 40), t(0, 20))]);
+        // Recorded second but first in seq order wins instead.
+        let rec2 = [
+            stored(t(0, 20), t(0, 20), t(0, 20), 5),
+            stored(t(1, 40), t(1, 40), t(1, 40), 2),
+        ];
+        let mut eps = episodes(&[t(0, 0), t(0, 20), t(1, 0), t(1, 40)], &a);
+        assign_identities(&mut eps, &rec2);
+        assert_eq!(eps[0].identity, t(1, 40));
+    }
+
+    #[test]
+    fn an_unchanged_record_needs_no_write_and_a_vanished_episode_is_retired() {
+        let a = alert(1, 60, 360, 60);
+        let mut eps = episodes(&[t(0, 0), t(0, 20)], &a);
+        let rec = [StoredEpisode {
+            count: 2,
+            last_seen: t(0, 20),
+            ..stored(t(0, 0), t(0, 0), t(0, 20), 1)
+        }];
+        assert!(!assign_identities(&mut eps, &rec).changed);
+        // Gone from the history (a moved fix): nothing overlaps it any more.
+        let mut none: Vec<Episode> = Vec::new();
+        assert!(assign_identities(&mut none, &rec).changed);
+    }
+
+    #[test]
+    fn one_recorded_episode_never_lends_its_identity_twice() {
+        // Threshold 2, resolve shorter than the window: extra events can re-cut the bursts,
+        // so one recorded span may overlap two recomputed episodes.
+        let a = alert(2, 60, 360, 30);
+        let rec = [stored(t(0, 50), t(0, 0), t(0, 50), 1)];
+        let mut eps = episodes(&[t(-1, 50), t(0, 0), t(0, 50), t(1, 40)], &a);
+        assert_eq!(eps.len(), 2);
+        assign_identities(&mut eps, &rec);
+        assert_eq!(eps[0].identity, t(0, 50));
+        assert_eq!(eps[1].identity, eps[1].start);
+        assert_ne!(eps[0].identity, eps[1].identity);
     }
 }

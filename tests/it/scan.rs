@@ -340,7 +340,14 @@ fn bad_lines_are_counted_reported_and_skipped() {
     ws.write("logs/empty.log", b"");
     let out = ws
         .recur()
-        .args(["scan", "--no-state", "--format", "json", "--no-notify", "logs"])
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "json",
+            "--no-notify",
+            "logs",
+        ])
         .run()
         .code(1);
     let doc = out.json();
@@ -636,7 +643,11 @@ fn config_flag_is_read_and_a_missing_one_is_an_error() {
             .run()
     };
     let doc = run(&[]).code(1).json();
-    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 2, "hashes differ");
+    assert_eq!(
+        rem(&doc, "NO_TOKEN_TEST")["recurrences"],
+        2,
+        "hashes differ"
+    );
     let doc = run(&["--config", "conf/custom.toml"]).code(1).json();
     assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1, "one `rid`");
     let out = run(&["--config", "conf/missing.toml"]).code(2);

@@ -327,7 +327,13 @@ fn first_run_over_history_notifies_the_newest_and_digests_the_older() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert_eq!(folded.len(), 7, "{folded:#?}");
-    assert_eq!(folded.iter().filter(|l| l.starts_with("R1: NO_TOKEN")).count(), 4);
+    assert_eq!(
+        folded
+            .iter()
+            .filter(|l| l.starts_with("R1: NO_TOKEN"))
+            .count(),
+        4
+    );
     assert_eq!(
         folded
             .iter()
@@ -513,10 +519,20 @@ fn a_scan_killed_mid_way_is_completed_by_the_next_run() {
         let doc = scan(&ws, &["logs"]);
         assert_eq!(doc["inputs"]["skipped"], 20 + n);
         assert_eq!(doc["inputs"]["files"], 20 - n);
-        for k in ["occurrences", "recurrences", "episodes", "first_seen", "last_seen"] {
+        for k in [
+            "occurrences",
+            "recurrences",
+            "episodes",
+            "first_seen",
+            "last_seen",
+        ] {
             assert_eq!(r1(&doc)[k], r1(&reference)[k], "{k} after a kill after {n}");
         }
-        assert_eq!(ledger(&ws), reference_ledger, "no intent twice, none missing");
+        assert_eq!(
+            ledger(&ws),
+            reference_ledger,
+            "no intent twice, none missing"
+        );
         assert_eq!(
             doc["notifications"].as_array().unwrap().len(),
             20 * 4,
@@ -709,7 +725,11 @@ fn an_earlier_export_read_later_is_the_same_episode_and_not_notified_again() {
     assert_eq!(r1(&doc)["recurrences"], 2);
     assert_eq!(r1(&doc)["episodes"], 1);
     assert_eq!(ledger(&ws), ["R1/20250910T082000Z/0"]);
-    let status = ws.recur().args(["status", "--format", "json"]).run().code(1);
+    let status = ws
+        .recur()
+        .args(["status", "--format", "json"])
+        .run()
+        .code(1);
     assert_eq!(r1(&status.json())["episodes"], 1);
     // Read together, the episode is keyed by its own start; the same one notification.
     let one = Workspace::new();
@@ -738,7 +758,11 @@ fn episodes_are_stored_and_reported_alike_by_scan_and_status() {
         ),
         3
     );
-    let status = ws.recur().args(["status", "--format", "json"]).run().code(1);
+    let status = ws
+        .recur()
+        .args(["status", "--format", "json"])
+        .run()
+        .code(1);
     assert_eq!(r1(&status.json())["episodes"], 3);
     let human = ws.recur().args(["status"]).run().code(1);
     assert!(
@@ -802,7 +826,11 @@ fn a_changed_time_zone_is_applied_to_inputs_already_scanned() {
         "{\"timestamp\":\"2025-09-10T09:00:00\",\"environment\":\"staging\",\"error_code\":\"NO_TOKEN\",\"event_id\":\"x\"}\n",
     );
     let doc = scan(&ws, &["a.jsonl"]);
-    assert_eq!(r1(&doc)["verdict"], "recurring", "09:00 UTC is after the fix");
+    assert_eq!(
+        r1(&doc)["verdict"],
+        "recurring",
+        "09:00 UTC is after the fix"
+    );
     ws.write("recur.toml", "[input]\ntimezone = \"Europe/Paris\"\n");
     // 09:00 in Paris is 07:00Z: before the fix. Re-read (the decoding changed), no --rescan.
     let doc = scan(&ws, &["a.jsonl"]);
@@ -825,7 +853,9 @@ fn a_narrowed_rule_drops_its_false_positives_from_the_store() {
     ws.rule("r", &wide);
     let scope = |m: i64, code: &str, id: &str| {
         let t = t0() + SignedDuration::from_mins(m);
-        format!("{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"{id}\"}}\n")
+        format!(
+            "{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"{id}\"}}\n"
+        )
     };
     // Two overlapping exports: the NO_TOKEN event is in both.
     ws.write(
@@ -910,6 +940,9 @@ fn an_old_state_file_is_migrated_by_state_migrate_not_by_status() {
     ws.write("early.jsonl", error_at("2025-09-10T08:00:00Z", "early"));
     ws.write("late.jsonl", error_at("2025-09-10T08:20:00Z", "late"));
     let doc = scan(&ws, &["early.jsonl", "late.jsonl"]);
-    assert!(doc["notifications"].as_array().unwrap().is_empty(), "{doc:#}");
+    assert!(
+        doc["notifications"].as_array().unwrap().is_empty(),
+        "{doc:#}"
+    );
     assert_eq!(ledger(&ws), ["R1/20250910T082000Z/0"]);
 }

@@ -111,7 +111,10 @@ fn outcome(store: &mut SqliteStore, rules: &[crate::rule::Remediation]) -> Outco
     refresh_once(store, rules);
     let now = Timestamp::from_second(NOW).unwrap();
     let r = crate::report::summarize(&rules[0], store, now).unwrap();
-    assert!(!r.episode_assignment.changed, "a refresh records what it computed");
+    assert!(
+        !r.episode_assignment.changed,
+        "a refresh records what it computed"
+    );
     let stored = store.episodes("R_1").unwrap();
     let index_of = |identity: Timestamp| -> (usize, bool) {
         // Follow joins to the current episode.
@@ -137,7 +140,11 @@ fn outcome(store: &mut SqliteStore, rules: &[crate::rule::Remediation]) -> Outco
         let number: u64 = i.key.rsplit('/').next().unwrap().parse().unwrap();
         let (idx, is_own) = index_of(i.episode_start);
         if is_own {
-            assert!(own.insert((idx, i.kind, number)), "duplicate intent {}", i.key);
+            assert!(
+                own.insert((idx, i.kind, number)),
+                "duplicate intent {}",
+                i.key
+            );
         } else {
             merged.push((idx, i.kind, number));
         }
@@ -273,11 +280,20 @@ fn an_earlier_event_read_later_keeps_the_notified_key() {
     let now = Timestamp::from_second(NOW).unwrap();
     let r = crate::report::summarize(&rules[0], &store, now).unwrap();
     assert_eq!(r.episodes, 1);
-    assert_eq!(r.episode_list[0].start, Timestamp::from_second(FIX).unwrap());
-    assert_eq!(r.episode_list[0].identity, Timestamp::from_second(FIX + 1200).unwrap());
+    assert_eq!(
+        r.episode_list[0].start,
+        Timestamp::from_second(FIX).unwrap()
+    );
+    assert_eq!(
+        r.episode_list[0].identity,
+        Timestamp::from_second(FIX + 1200).unwrap()
+    );
     let stored = store.episodes("R_1").unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].start, r.episode_list[0].start, "the record follows the history");
+    assert_eq!(
+        stored[0].start, r.episode_list[0].start,
+        "the record follows the history"
+    );
     // Recurrences every 30 minutes until 3h after the (new) start: the reminder is due 3h
     // after the episode opened and carries the recorded identity.
     let more: Vec<Ev> = (1..=6).map(|i| at(i * 30, 10 + i as u32)).collect();
@@ -309,7 +325,10 @@ fn a_joining_event_merges_into_the_first_recorded_episode() {
     let r = crate::report::summarize(&rules[0], &store, now).unwrap();
     assert_eq!(r.episodes, 1);
     // The episode at +150 was recorded first: it keeps its identity.
-    assert_eq!(r.episode_list[0].identity, Timestamp::from_second(FIX + 9_000).unwrap());
+    assert_eq!(
+        r.episode_list[0].identity,
+        Timestamp::from_second(FIX + 9_000).unwrap()
+    );
     let stored = store.episodes("R_1").unwrap();
     let joined: Vec<_> = stored.iter().filter(|s| s.merged_into.is_some()).collect();
     assert_eq!(joined.len(), 1);

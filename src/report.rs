@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::duration::format_duration;
 use crate::rule::{FixStatus, Remediation, Severity};
 use crate::store::{CoverageSummary, Store, StoreError, StoredOccurrence};
-use crate::track::{Episode, Verdict, episodes, verdict};
+use crate::track::{Assignment, Episode, Verdict, assign_identities, episodes, verdict};
 
 /// The tracker's view of one remediation.
 #[derive(Debug, Clone, Serialize)]
@@ -49,8 +49,12 @@ pub struct RemediationReport {
     /// One line: "18h of 24h quiet, 41 230 in-scope events".
     pub progress: String,
     pub path: String,
+    /// The current episodes, each with its recorded identity.
     #[serde(skip)]
     pub episode_list: Vec<Episode>,
+    /// How the current episodes relate to the recorded ones (what `refresh` records).
+    #[serde(skip)]
+    pub episode_assignment: Assignment,
     #[serde(skip)]
     pub samples: Vec<StoredOccurrence>,
 }
@@ -78,7 +82,8 @@ pub fn summarize(
     }
     let timed: Vec<Timestamp> = occ.iter().filter_map(|o| o.time).collect();
     let cov: CoverageSummary = store.coverage(&rule.id, rule.fix.fixed_at)?;
-    let eps = episodes(&rec_times, &rule.alert);
+    let mut eps = episodes(&rec_times, &rule.alert);
+    let episode_assignment = assign_identities(&mut eps, &store.episodes(&rule.id)?);
     let v = verdict(rule, rec_times.len() as u64, cov.last, now);
     let quiet = match (rule.fix.status, rule.fix.fixed_at, v) {
         (FixStatus::Fixed, Some(f), Verdict::Holding | Verdict::Verified) => {
@@ -156,6 +161,7 @@ pub fn summarize(
         progress,
         path: rule.path.display().to_string(),
         episode_list: eps,
+        episode_assignment,
         samples,
     })
 }

@@ -135,14 +135,20 @@ pub fn parse_time_bound(s: &str) -> Result<TimeBound, String> {
 /// Options of the intent step.
 #[derive(Debug, Clone)]
 pub struct IntentOptions {
-    /// At most this many new notifications per run; the rest fold into one digest.
+    /// At most this many new notifications per run (the newest); the older ones fold into one
+    /// digest.
     pub max_notifications: usize,
     /// Episodes that opened before this are recorded without notifying.
     pub notify_since: Option<Timestamp>,
 }
 
-/// Recomputes every remediation's report from the store and records the intents its episodes
-/// call for. Returns the reports and the intents created by this call (in due order).
+/// Recomputes every remediation's report from the store, records its episodes (with their
+/// identities) and the intents they call for. Returns the reports and the intents created by
+/// this call (in due order).
+///
+/// When more notifications are new than `max_notifications`, the newest ones (by event time)
+/// are sent individually — they are what an owner can still act on — and the older ones are
+/// recorded without sending and listed, one line each, in a single digest.
 pub fn refresh(
     store: &mut dyn Store,
     rules: &[Remediation],
@@ -154,6 +160,15 @@ pub fn refresh(
     let mut drafts: Vec<(IntentDraft, Vec<String>)> = Vec::new();
     for rule in rules {
         let report = summarize(rule, store, now)?;
+        // Episodes first: a run killed before its intents are written finds the same
+        // identities next time and writes them then.
+        if report.episode_assignment.changed {
+            store.record_episodes(
+                &rule.id,
+                &report.episode_list,
+                &report.episode_assignment.merged,
+            )?;
+        }
         let channels = channels_for(rule, config);
         for d in intents_for(&rule.id, &report.episode_list) {
             if store.intent(&d.key)?.is_none() {
@@ -163,61 +178,99 @@ pub fn refresh(
         reports.push(report);
     }
     drafts.sort_by(|a, b| (a.0.due, &a.0.key).cmp(&(b.0.due, &b.0.key)));
+    let notifiable = drafts
+        .iter()
+        .filter(|(d, _)| opts.notify_since.is_none_or(|s| d.episode_start >= s))
+        .count();
+    // Of the notifiable drafts (in due order), the first `fold` are the oldest.
+    let mut fold = notifiable.saturating_sub(opts.max_notifications);
     let mut rows = Vec::new();
     let mut folded = Vec::new();
-    let mut notified = 0usize;
     for (d, ch) in drafts {
         if opts.notify_since.is_some_and(|s| d.episode_start < s) {
             rows.push((d, DeliveryStatus::Suppressed, ch, Vec::new()));
-        } else if notified < opts.max_notifications {
-            notified += 1;
-            rows.push((d, DeliveryStatus::Pending, ch, Vec::new()));
-        } else {
+        } else if fold > 0 {
+            fold -= 1;
             folded.push(d.clone());
             rows.push((d, DeliveryStatus::Suppressed, ch, Vec::new()));
+        } else {
+            rows.push((d, DeliveryStatus::Pending, ch, Vec::new()));
         }
     }
     if !folded.is_empty() {
-        // One digest for the rest, keyed by what it folds so a rerun cannot make another.
-        let keys: Vec<String> = folded.iter().map(|d| d.key.clone()).collect();
-        let hash = xxhash_rust::xxh3::xxh3_64(keys.join("\n").as_bytes());
-        let last = folded.last().unwrap();
-        let first = folded.first().unwrap();
-        let lines: Vec<String> = folded
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {} episode opened {} ({} error{})",
-                    d.remediation,
-                    d.kind.as_str(),
-                    d.episode_start,
-                    d.count,
-                    if d.count == 1 { "" } else { "s" }
-                )
-            })
-            .collect();
-        let mut channels: Vec<String> = Vec::new();
-        for d in &folded {
-            if let Some(rule) = rules.iter().find(|r| r.id == d.remediation) {
-                for c in channels_for(rule, config) {
-                    if !channels.contains(&c) {
-                        channels.push(c);
-                    }
-                }
-            }
-        }
-        let digest = IntentDraft {
-            remediation: first.remediation.clone(),
-            kind: IntentKind::Digest,
-            key: format!("digest/{hash:016x}"),
-            episode_start: first.episode_start,
-            count: folded.len() as u64,
-            due: last.due,
-        };
-        rows.push((digest, DeliveryStatus::Pending, channels, lines));
+        rows.push(digest(&folded, rules, config));
     }
     let created = store.add_intents(&rows, now)?;
     Ok((reports, created))
+}
+
+/// One digest for the folded drafts, keyed by what it folds so a rerun cannot make another.
+/// Each line names its remediation (id and title), so the digest lists every one it folds.
+fn digest(
+    folded: &[IntentDraft],
+    rules: &[Remediation],
+    config: &Config,
+) -> (IntentDraft, DeliveryStatus, Vec<String>, Vec<String>) {
+    let keys: Vec<String> = folded.iter().map(|d| d.key.clone()).collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(keys.join("\n").as_bytes());
+    let lines: Vec<String> = folded
+        .iter()
+        .map(|d| {
+            let title = rules
+                .iter()
+                .find(|r| r.id == d.remediation)
+                .map_or("", |r| r.title.as_str());
+            digest_line(d, title)
+        })
+        .collect();
+    let mut channels: Vec<String> = Vec::new();
+    for d in folded {
+        if let Some(rule) = rules.iter().find(|r| r.id == d.remediation) {
+            for c in channels_for(rule, config) {
+                if !channels.contains(&c) {
+                    channels.push(c);
+                }
+            }
+        }
+    }
+    let first = folded.first().expect("a digest folds something");
+    let last = folded.last().expect("a digest folds something");
+    let digest = IntentDraft {
+        remediation: first.remediation.clone(),
+        kind: IntentKind::Digest,
+        key: format!("digest/{hash:016x}"),
+        episode_start: first.episode_start,
+        count: folded.len() as u64,
+        due: last.due,
+    };
+    (digest, DeliveryStatus::Pending, channels, lines)
+}
+
+/// One folded notification in a digest: `ID: title — open of the episode opened … (N errors), key K`.
+pub fn digest_line(d: &IntentDraft, title: &str) -> String {
+    format!(
+        "{}: {} \u{2014} {} of the episode opened {} ({} error{}), key {}",
+        d.remediation,
+        title,
+        d.kind.as_str(),
+        crate::report::format_time(d.episode_start),
+        d.count,
+        if d.count == 1 { "" } else { "s" },
+        d.key
+    )
+}
+
+/// The remediations a digest's lines name, in order of first appearance.
+pub fn digest_remediations(lines: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for l in lines {
+        if let Some((id, _)) = l.split_once(": ") {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
 }
 
 /// Stored sample size cap.

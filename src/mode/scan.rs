@@ -21,7 +21,7 @@ use crate::search::{InvalidTally, SearchConfig, Stats, search};
 use crate::source::framing::{Framing, RecordReader};
 use crate::source::open::{Compression, open, sniff};
 use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
-use crate::store::{Batch, CoverageCell, InputRecord, StoredOccurrence};
+use crate::store::{Batch, CoverageCell, InputRecord, Origin, Replace, StoredOccurrence};
 
 /// Output format of `scan` and `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -186,14 +186,14 @@ pub fn run(
 
     // Inputs, minus those already scanned with the same rules and parameters.
     let (inputs, mut errors) = expand(&args.paths);
-    let params = scan_params(&rules, args, max_line);
-    let mut keys: Vec<Option<(String, u64)>> = Vec::with_capacity(inputs.len());
+    let params = scan_params(&rules, args, &search_cfg.decode, max_line);
+    let mut keys: Vec<Option<InputKey>> = Vec::with_capacity(inputs.len());
     let mut todo = Vec::new();
     let mut skipped = 0;
     for input in &inputs {
         let key = input_key(input);
         let done = match &key {
-            Some((k, size)) if !args.rescan => store.input_done(k, *size, &params)?,
+            Some(k) if !args.rescan => store.input_done(&k.head, k.size, &k.tail, &params)?,
             _ => false,
         };
         if done {
@@ -299,12 +299,14 @@ pub fn run(
 
     // One transaction per input: occurrences, coverage and the input's fingerprint together,
     // so a run killed at any point leaves whole inputs behind and the next run redoes the rest.
+    let abort_after = abort_after_commits();
+    let mut commits = 0usize;
     let mut new_recurrences = 0u64;
     for (idx, acc) in merged {
         let input_key = keys[idx].clone();
         let cov_input = input_key
             .as_ref()
-            .map_or_else(|| "<stdin>".to_string(), |k| k.0.clone());
+            .map_or_else(|| "<stdin>".to_string(), |k| k.head.clone());
         let mut batch = Batch {
             occurrences: acc
                 .occurrences
@@ -330,17 +332,36 @@ pub fn run(
         batch
             .coverage
             .sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
-        // An input that failed part-way is not marked done: the next run reads it again.
+        // An input that failed part-way is not marked done: the next run reads it again. Its
+        // findings are added, but replace nothing (the part not read may hold the rest).
         let failed = errors.iter().any(|e| e.path == todo[idx].display_name());
-        if let (Some((key, size)), false) = (input_key, failed) {
-            batch.inputs.push(InputRecord {
-                key,
+        if let Some(k) = input_key {
+            batch.origin = Some(Origin {
+                key: k.head.clone(),
+                size: k.size,
+                tail: k.tail.clone(),
                 path: todo[idx].display_name(),
-                size,
-                params: params.clone(),
+                replace: (!failed).then(|| Replace {
+                    remediations: rules.iter().map(|r| r.id.clone()).collect(),
+                    since,
+                    until,
+                }),
             });
+            if !failed {
+                batch.inputs.push(InputRecord {
+                    key: k.head,
+                    path: todo[idx].display_name(),
+                    size: k.size,
+                    tail: k.tail,
+                    params: params.clone(),
+                });
+            }
         }
         let outcome = store.commit(&batch)?;
+        commits += 1;
+        if abort_after.is_some_and(|n| commits >= n) {
+            std::process::abort();
+        }
         for i in outcome.new_occurrences {
             let o = &batch.occurrences[i];
             let rule = rules.iter().find(|r| r.id == o.remediation);
@@ -512,33 +533,74 @@ pub(crate) fn peek_framing(
     Ok(RecordReader::new(chained, framing, max_line))
 }
 
-/// A content key for an input: a hash of its first 64 KiB and its size, so a renamed export
-/// is recognised and a file that grew is read again.
-fn input_key(input: &Input) -> Option<(String, u64)> {
+/// Fault injection for the crash tests: `RECUR_TEST_ABORT_AFTER_COMMITS=N` aborts the process
+/// (no unwinding, no cleanup, like `kill -9`) right after the N-th input's transaction.
+fn abort_after_commits() -> Option<usize> {
+    std::env::var("RECUR_TEST_ABORT_AFTER_COMMITS")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// How much of an input's head and tail its fingerprint hashes.
+const FINGERPRINT_BYTES: u64 = 64 * 1024;
+
+/// An input's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InputKey {
+    /// Hash of the first 64 KiB: the input's content key, stable while a file grows (coverage
+    /// and occurrences are attributed to it), so a renamed export is recognised.
+    head: String,
+    size: u64,
+    /// Hash of the last 64 KiB: two files with the same head and size but another tail (a
+    /// rewritten end) are told apart.
+    tail: String,
+}
+
+/// Fingerprints an input file (not stdin): its head, size and tail.
+fn input_key(input: &Input) -> Option<InputKey> {
     let Input::File(p) = input else { return None };
     let mut f = std::fs::File::open(p).ok()?;
     let size = f.metadata().ok()?.len();
-    let mut head = vec![0u8; 64 * 1024];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => return None,
-        }
-    }
+    let head = read_up_to(&mut f, FINGERPRINT_BYTES).ok()?;
+    let tail = if size > FINGERPRINT_BYTES {
+        f.seek(SeekFrom::Start(size - FINGERPRINT_BYTES)).ok()?;
+        read_up_to(&mut f, FINGERPRINT_BYTES).ok()?
+    } else {
+        head.clone()
+    };
     let _ = sniff;
-    Some((
-        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head[..n])),
+    Some(InputKey {
+        head: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head)),
         size,
-    ))
+        tail: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&tail)),
+    })
 }
 
-/// A hash of what decides a scan's findings: rules (conditions, fix) and parameters.
-fn scan_params(rules: &[Remediation], args: &ScanArgs, max_line: usize) -> String {
+fn read_up_to(f: &mut std::fs::File, n: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n as usize);
+    f.take(n).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A hash of what decides a scan's findings: rules (conditions), decoding (format, time
+/// fields, time zone, id fields) and parameters. Not `fixed_at`: a moved fix re-classifies
+/// stored occurrences without re-reading anything.
+fn scan_params(
+    rules: &[Remediation],
+    args: &ScanArgs,
+    decode: &crate::decode::DecodeConfig,
+    max_line: usize,
+) -> String {
     let mut s = format!(
-        "v1|{:?}|{max_line}|{:?}|{:?}",
-        args.input, args.since, args.until
+        "v2|{:?}|{max_line}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        args.input,
+        args.since,
+        args.until,
+        decode.format,
+        decode.time_fields,
+        decode.zone,
+        decode.id_fields
     );
     for r in rules {
         s.push_str(&format!("|{}|{:?}|{:?}", r.id, r.scope, r.signatures));

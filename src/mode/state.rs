@@ -12,8 +12,21 @@ use crate::store::{SqliteStore, Store};
 /// `recur state` subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum StateCommand {
-    /// Delete occurrences, coverage, settled notifications and input fingerprints older than a duration.
+    /// Delete occurrences, coverage, episodes, settled notifications and input fingerprints older than a duration; pruned events are never counted or notified again.
     Prune(PruneArgs),
+    /// Upgrade the state database to this recur's schema (read-only commands never do).
+    Migrate(MigrateArgs),
+}
+
+/// `recur state migrate` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateArgs {
+    /// Configuration file (default: ./recur.toml when present).
+    #[arg(long, value_name = "FILE", env = "RECUR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// State database (default: .recur/state.db, or the config's `[state] path`).
+    #[arg(long, value_name = "PATH", env = "RECUR_STATE")]
+    pub state: Option<PathBuf>,
 }
 
 /// `recur state prune` flags.
@@ -41,6 +54,31 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     match cmd {
+        StateCommand::Migrate(a) => {
+            let Some(config) = common::load_config(a.config.as_deref(), color, err)? else {
+                return Ok(2);
+            };
+            let path = common::state_path(a.state.as_deref(), &config);
+            if !path.exists() {
+                writeln!(err, "error: no state file at {}", path.display())?;
+                return Ok(2);
+            }
+            match SqliteStore::open(&path) {
+                Ok(_) => {
+                    writeln!(
+                        out,
+                        "state database {} is at schema version {}",
+                        path.display(),
+                        crate::store::sqlite::SCHEMA_VERSION
+                    )?;
+                    Ok(0)
+                }
+                Err(e) => {
+                    writeln!(err, "error: {e}")?;
+                    Ok(2)
+                }
+            }
+        }
         StateCommand::Prune(a) => {
             let Some(config) = common::load_config(a.config.as_deref(), color, err)? else {
                 return Ok(2);
@@ -65,9 +103,10 @@ pub fn run(
             let st = store.prune(before)?;
             writeln!(
                 out,
-                "pruned {} occurrences, {} coverage cells, {} notifications, {} input fingerprints older than {}",
+                "pruned {} occurrences, {} coverage cells, {} episodes, {} notifications, {} input fingerprints older than {}",
                 st.occurrences,
                 st.coverage,
+                st.episodes,
                 st.intents,
                 st.inputs,
                 crate::report::format_time(before)

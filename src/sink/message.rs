@@ -69,7 +69,7 @@ impl Notification {
         let ep = report
             .episode_list
             .iter()
-            .find(|e| e.start == intent.episode_start);
+            .find(|e| e.identity == intent.episode_start);
         let occ = store.occurrences(&rule.id)?;
         let mut samples: Vec<String> = occ
             .iter()
@@ -97,10 +97,24 @@ impl Notification {
         // title or action, or a pattern added to `[redact]` since a sample was stored, must not
         // leave either.
         let clean = |s: &str| strip_controls(&redactor.text(s));
+        // A digest is about every remediation it folds, not only the one it is filed under.
+        let (remediation_id, title) = if intent.kind == IntentKind::Digest {
+            let ids = crate::mode::common::digest_remediations(&intent.folded).join(", ");
+            let n = intent.folded.len();
+            (
+                ids.clone(),
+                format!(
+                    "{n} older notification{} folded into this digest, for {ids}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            )
+        } else {
+            (rule.id.clone(), clean(&rule.title))
+        };
         Ok(Notification {
             kind: intent.kind,
-            remediation_id: rule.id.clone(),
-            title: clean(&rule.title),
+            remediation_id,
+            title: clean(&title),
             severity: rule.severity.as_str().to_string(),
             verdict: report.verdict.as_str().to_string(),
             error_count: if intent.kind == IntentKind::Digest {
@@ -164,6 +178,15 @@ impl Notification {
 
     /// A one-line subject: id, verdict and count.
     pub fn subject(&self) -> String {
+        if self.kind == IntentKind::Digest {
+            return format!(
+                "{}[recur] digest: {} notification{} folded for {}",
+                if self.test { "[TEST] " } else { "" },
+                self.error_count,
+                if self.error_count == 1 { "" } else { "s" },
+                self.remediation_id
+            );
+        }
         let what = match self.kind {
             IntentKind::Open => "recurred",
             IntentKind::Reminder => "still recurring",

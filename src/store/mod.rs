@@ -76,8 +76,37 @@ pub struct InputRecord {
     pub key: String,
     pub path: String,
     pub size: u64,
+    /// Hash of the last bytes: two files with the same head and size but another tail differ.
+    pub tail: String,
     /// Hash of the rules and parameters the input was scanned with.
     pub params: String,
+}
+
+/// The whole input a batch's occurrences were read from (`scan` commits one input per batch).
+///
+/// Occurrences remember it, so that re-reading the input later *replaces* what it contributed:
+/// an occurrence the current rules or decode settings no longer produce disappears, and one
+/// whose time or signature changed is updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The input's content key (see [`InputRecord::key`]).
+    pub key: String,
+    pub size: u64,
+    pub tail: String,
+    /// The input's name, as occurrences' `source`.
+    pub path: String,
+    /// What to replace; `None` only adds (an input that failed part-way).
+    pub replace: Option<Replace>,
+}
+
+/// The part of an input's earlier contribution that a re-read replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replace {
+    /// The remediations the input was matched against (retired ones keep their history).
+    pub remediations: Vec<String>,
+    /// The event-time range read (`--since`/`--until`); untimed occurrences only when unbounded.
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
 }
 
 /// A tail checkpoint (`watch`): where to resume a file.
@@ -105,6 +134,8 @@ pub struct Batch {
     pub checkpoints: Vec<Checkpoint>,
     /// Checkpoints of files no longer followed.
     pub forget_checkpoints: Vec<String>,
+    /// The one whole input the occurrences come from (`scan`); `None` in `watch`.
+    pub origin: Option<Origin>,
 }
 
 /// What a batch changed.
@@ -196,19 +227,48 @@ pub struct KnownRemediation {
     pub last_loaded: Timestamp,
 }
 
+/// A recorded episode: the identity it was first recorded under and what it spans now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEpisode {
+    pub remediation: String,
+    /// The start the episode had when first recorded: its notification keys use it for good.
+    pub identity: Timestamp,
+    /// Where it opens in the stored history now (moves earlier when earlier events arrive).
+    pub start: Timestamp,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub count: u64,
+    /// Reminders the episode called for when last recorded.
+    pub reminders: u64,
+    /// Set when a later event joined it to another recorded episode (that one's identity).
+    pub merged_into: Option<Timestamp>,
+    /// One of the remediation's current episodes.
+    pub active: bool,
+    /// Order of first recording: when episodes join, the one recorded first keeps its identity.
+    pub seq: i64,
+}
+
 /// Counts removed by `state prune`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PruneStats {
     pub occurrences: u64,
     pub coverage: u64,
+    pub episodes: u64,
     pub intents: u64,
     pub inputs: u64,
 }
 
 /// The state backend.
 pub trait Store {
-    /// Whether this input was already fully processed with these parameters.
-    fn input_done(&self, key: &str, size: u64, params: &str) -> Result<bool, StoreError>;
+    /// Whether this input (content key, size and tail hash) was already fully processed with
+    /// these parameters.
+    fn input_done(
+        &self,
+        key: &str,
+        size: u64,
+        tail: &str,
+        params: &str,
+    ) -> Result<bool, StoreError>;
     /// Commits one batch atomically.
     fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
     /// All occurrences of a remediation, timed ones sorted by time, untimed last.
@@ -241,5 +301,19 @@ pub trait Store {
     /// Records an attempt's result on one outbox row.
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError>;
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The recorded episodes of a remediation (active, merged and superseded), by start.
+    fn episodes(&self, remediation: &str) -> Result<Vec<StoredEpisode>, StoreError>;
+    /// Records a remediation's current episodes (identities already assigned, see
+    /// [`crate::track::assign_identities`]) and the recorded ones they absorbed; every other
+    /// recorded episode of the remediation becomes inactive.
+    fn record_episodes(
+        &mut self,
+        remediation: &str,
+        current: &[crate::track::Episode],
+        merged: &[(Timestamp, Timestamp)],
+    ) -> Result<(), StoreError>;
+    /// Deletes history older than `before` (see the SQLite implementation for what is kept).
+    /// Events before the prune are ignored by later commits, so re-reading an old input can
+    /// neither count them again nor notify them again.
     fn prune(&mut self, before: Timestamp) -> Result<PruneStats, StoreError>;
 }

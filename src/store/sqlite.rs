@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file (WAL, busy timeout, mode 0600), or an in-memory
 //! database for `--no-state`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,10 +12,13 @@ use super::*;
 use crate::track::IntentDraft;
 
 /// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2];
+
+/// Version 1, the first shipped schema (public so tests can build a file an older recur wrote).
+pub const SCHEMA_V1: &str = r#"
 CREATE TABLE occurrences (
     remediation TEXT NOT NULL,
     identity    TEXT NOT NULL,
@@ -80,7 +84,58 @@ CREATE TABLE checkpoints (
     line      INTEGER NOT NULL,
     tail_hash TEXT NOT NULL
 );
-"#];
+"#;
+
+/// Version 2: recorded episodes (their identity survives earlier events arriving later), prune
+/// marks, the input each occurrence came from (so a re-read replaces it), and the tail hash of
+/// scanned inputs.
+const V2: &str = r#"
+CREATE TABLE episodes (
+    remediation TEXT NOT NULL,
+    identity    INTEGER NOT NULL,   -- unix ns: the start when first recorded (notification keys)
+    start       INTEGER NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    reminders   INTEGER NOT NULL,
+    merged_into INTEGER,            -- identity of the episode a later event joined it to
+    active      INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,   -- order of first recording
+    PRIMARY KEY (remediation, identity)
+) WITHOUT ROWID;
+-- Episodes notified before this version: one per (remediation, episode start) of the ledger,
+-- spanning what the ledger knows of it, so their identities carry over.
+INSERT INTO episodes (remediation, identity, start, first_seen, last_seen, count, reminders, merged_into, active, seq)
+    SELECT remediation, episode_start, episode_start, episode_start, MAX(due), MAX(count),
+           SUM(kind = 'reminder'), NULL, 1, ROW_NUMBER() OVER (ORDER BY MIN(created_at), episode_start)
+    FROM intents WHERE kind != 'digest' GROUP BY remediation, episode_start;
+CREATE TABLE prune_marks (
+    remediation TEXT PRIMARY KEY,
+    before      INTEGER NOT NULL    -- unix ns: events before it were pruned; commits ignore them
+);
+ALTER TABLE occurrences ADD COLUMN input_key  TEXT NOT NULL DEFAULT '';
+ALTER TABLE occurrences ADD COLUMN input_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE occurrences ADD COLUMN input_tail TEXT NOT NULL DEFAULT '';
+-- Occurrences stored before this version: attribute them to the last input read at their path.
+UPDATE occurrences SET
+    input_key  = COALESCE((SELECT key  FROM inputs WHERE inputs.path = occurrences.source ORDER BY scanned_at DESC LIMIT 1), ''),
+    input_size = COALESCE((SELECT size FROM inputs WHERE inputs.path = occurrences.source ORDER BY scanned_at DESC LIMIT 1), 0);
+CREATE INDEX occurrences_input ON occurrences (input_key);
+-- Fingerprints gain the tail hash and are kept per path: two files with the same head are
+-- both remembered, a file that grows replaces its own, a renamed one is found by content.
+CREATE TABLE inputs_v2 (
+    key        TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    tail       TEXT NOT NULL,
+    scanned_at INTEGER NOT NULL,
+    PRIMARY KEY (key, params, path)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO inputs_v2 SELECT key, params, path, size, '', scanned_at FROM inputs;
+DROP TABLE inputs;
+ALTER TABLE inputs_v2 RENAME TO inputs;
+"#;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -164,7 +219,13 @@ impl SqliteStore {
             });
         }
         if v < SCHEMA_VERSION {
-            return Err(StoreError::Open { path: store.path, message: "the state file needs a migration; run `recur scan` or `recur status` once with write access".into() });
+            // Read-only commands never migrate; name one that does.
+            return Err(StoreError::Open {
+                path: store.path,
+                message: format!(
+                    "schema version {v} is older than this recur's ({SCHEMA_VERSION}); run `recur state migrate` (or any `recur scan`) once with write access to upgrade it"
+                ),
+            });
         }
         Ok(store)
     }
@@ -323,17 +384,19 @@ fn read_delivery(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 impl Store for SqliteStore {
-    fn input_done(&self, key: &str, size: u64, params: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT size FROM inputs WHERE key = ?1 AND params = ?2",
-                params![key, params],
-                |r| r.get(0),
+    fn input_done(
+        &self,
+        key: &str,
+        size: u64,
+        tail: &str,
+        params: &str,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT 1 FROM inputs WHERE key = ?1 AND params = ?2 AND size = ?3 AND tail = ?4",
             )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        Ok(found == Some(size as i64))
+            .and_then(|mut st| st.exists(params![key, params, size as i64, tail]))
+            .map_err(|e| self.sql(e))
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
@@ -346,13 +409,81 @@ impl Store for SqliteStore {
             .map_err(classify)?;
         let mut outcome = BatchOutcome::default();
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(classify)?;
+            // Events before a remediation's prune mark were pruned: never store them again.
+            let marks: HashMap<String, i64> = {
+                let mut st = tx
+                    .prepare_cached("SELECT remediation, before FROM prune_marks")
+                    .map_err(classify)?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(classify)?
+                    .collect::<Result<_, _>>()
+                    .map_err(classify)?
+            };
+            let pruned = |rem: &str, t: Option<Timestamp>| match (marks.get(rem), t) {
+                (Some(&m), Some(t)) => ns(t) < m,
+                _ => false,
+            };
+            let origin = batch.origin.as_ref();
+            let replace = origin.and_then(|o| o.replace.as_ref());
+            // Which occurrences the store already holds, before the input's earlier
+            // contribution is replaced (a re-read event is not news).
+            let mut existed = vec![false; batch.occurrences.len()];
+            if let (Some(o), Some(r)) = (origin, replace) {
+                let mut ex = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM occurrences WHERE remediation = ?1 AND identity = ?2",
+                    )
+                    .map_err(classify)?;
+                for (i, occ) in batch.occurrences.iter().enumerate() {
+                    existed[i] = ex
+                        .exists(params![occ.remediation, occ.identity])
+                        .map_err(classify)?;
+                }
+                // What this input contributed before: the same content under any name, or an
+                // earlier, not larger version of it at the same path (a file that grew).
+                let mut del = tx
+                    .prepare_cached(
+                        "DELETE FROM occurrences WHERE remediation = ?1 AND input_key = ?2
+                           AND ((input_size = ?3 AND input_tail = ?4) OR (source = ?5 AND input_size <= ?3))
+                           AND CASE WHEN event_time IS NULL THEN ?6
+                                    ELSE (?7 IS NULL OR event_time >= ?7) AND (?8 IS NULL OR event_time < ?8) END",
+                    )
+                    .map_err(classify)?;
+                let unbounded = r.since.is_none() && r.until.is_none();
+                for rem in &r.remediations {
+                    del.execute(params![
+                        rem,
+                        o.key,
+                        o.size as i64,
+                        o.tail,
+                        o.path,
+                        unbounded,
+                        r.since.map(ns),
+                        r.until.map(ns)
+                    ])
+                    .map_err(classify)?;
+                }
+            }
+            // A replacing batch brings the current reading of each event: its time and
+            // signature win over an earlier reading (another time zone, a narrower rule).
+            let sql = if replace.is_some() {
+                "INSERT INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at, input_key, input_size, input_tail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (remediation, identity) DO UPDATE SET
+                    event_time = excluded.event_time, signature = excluded.signature"
+            } else {
+                "INSERT OR IGNORE INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at, input_key, input_size, input_tail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            };
+            let mut ins = tx.prepare_cached(sql).map_err(classify)?;
+            let (okey, osize, otail) = origin.map_or(("", 0, ""), |o| {
+                (o.key.as_str(), o.size as i64, o.tail.as_str())
+            });
+            let mut seen: HashSet<(&str, &str)> = HashSet::new();
             for (i, o) in batch.occurrences.iter().enumerate() {
+                if pruned(&o.remediation, o.time) {
+                    continue;
+                }
                 let n = ins
                     .execute(params![
                         o.remediation,
@@ -362,10 +493,14 @@ impl Store for SqliteStore {
                         o.source,
                         o.line as i64,
                         o.sample,
-                        now
+                        now,
+                        okey,
+                        osize,
+                        otail
                     ])
                     .map_err(classify)?;
-                if n > 0 {
+                let first_in_batch = seen.insert((&o.remediation, &o.identity));
+                if n > 0 && !existed[i] && first_in_batch {
                     outcome.new_occurrences.push(i);
                 }
             }
@@ -377,6 +512,12 @@ impl Store for SqliteStore {
                 )
                 .map_err(classify)?;
             for c in &batch.coverage {
+                if marks
+                    .get(&c.remediation)
+                    .is_some_and(|&m| ns(c.max_time) < m)
+                {
+                    continue;
+                }
                 cov.execute(params![
                     c.remediation,
                     c.bucket,
@@ -387,10 +528,10 @@ impl Store for SqliteStore {
                 .map_err(classify)?;
             }
             let mut inp = tx
-                .prepare_cached("INSERT OR REPLACE INTO inputs (key, params, path, size, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached("INSERT OR REPLACE INTO inputs (key, params, path, size, tail, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(classify)?;
             for i in &batch.inputs {
-                inp.execute(params![i.key, i.params, i.path, i.size as i64, now])
+                inp.execute(params![i.key, i.params, i.path, i.size as i64, i.tail, now])
                     .map_err(classify)?;
             }
             let mut cp = tx
@@ -654,38 +795,182 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
+    fn episodes(&self, remediation: &str) -> Result<Vec<StoredEpisode>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT remediation, identity, start, first_seen, last_seen, count, reminders, merged_into, active, seq
+                 FROM episodes WHERE remediation = ?1 ORDER BY start, identity",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![remediation], |r| {
+                Ok(StoredEpisode {
+                    remediation: r.get(0)?,
+                    identity: ts(r.get(1)?),
+                    start: ts(r.get(2)?),
+                    first_seen: ts(r.get(3)?),
+                    last_seen: ts(r.get(4)?),
+                    count: r.get::<_, i64>(5)? as u64,
+                    reminders: r.get::<_, i64>(6)? as u64,
+                    merged_into: r.get::<_, Option<i64>>(7)?.map(ts),
+                    active: r.get(8)?,
+                    seq: r.get(9)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn record_episodes(
+        &mut self,
+        remediation: &str,
+        current: &[crate::track::Episode],
+        merged: &[(Timestamp, Timestamp)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        {
+            tx.execute(
+                "UPDATE episodes SET active = 0 WHERE remediation = ?1",
+                params![remediation],
+            )
+            .map_err(classify)?;
+            let mut seq: i64 = tx
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM episodes", [], |r| {
+                    r.get(0)
+                })
+                .map_err(classify)?;
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO episodes (remediation, identity, start, first_seen, last_seen, count, reminders, merged_into, active, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 1, ?8)
+                     ON CONFLICT (remediation, identity) DO UPDATE SET
+                        start = excluded.start, first_seen = excluded.first_seen,
+                        last_seen = excluded.last_seen, count = excluded.count,
+                        reminders = excluded.reminders, merged_into = NULL, active = 1",
+                )
+                .map_err(classify)?;
+            for ep in current {
+                seq += 1;
+                up.execute(params![
+                    remediation,
+                    ns(ep.identity),
+                    ns(ep.start),
+                    ns(ep.first_seen),
+                    ns(ep.last_seen),
+                    ep.count as i64,
+                    ep.reminders.len() as i64,
+                    seq
+                ])
+                .map_err(classify)?;
+            }
+            let mut mg = tx
+                .prepare_cached(
+                    "UPDATE episodes SET merged_into = ?3, active = 0 WHERE remediation = ?1 AND identity = ?2",
+                )
+                .map_err(classify)?;
+            for (m, into) in merged {
+                mg.execute(params![remediation, ns(*m), ns(*into)])
+                    .map_err(classify)?;
+            }
+        }
+        tx.commit().map_err(classify)
+    }
+
+    /// Deletes, per remediation, occurrences, coverage and episodes older than its prune mark,
+    /// and then settled notifications older than `before` whose episode is gone, and input
+    /// fingerprints recorded before `before`.
+    ///
+    /// The mark is `before`, moved back to the first event of an episode that lasts past it:
+    /// an episode is kept whole or not at all, so recomputing it after the prune gives the same
+    /// episode, the same identity and the same notification keys. The mark is remembered and
+    /// later commits ignore events before it, so re-reading a pruned input (its fingerprint
+    /// is gone) neither counts nor notifies anything again.
     fn prune(&mut self, before: Timestamp) -> Result<PruneStats, StoreError> {
         let path = self.path.clone();
         let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
         let cutoff = ns(before);
-        let tx = self.conn.transaction().map_err(classify)?;
-        let occurrences = tx
-            .execute(
-                "DELETE FROM occurrences WHERE event_time IS NOT NULL AND event_time < ?1",
-                params![cutoff],
-            )
-            .map_err(classify)? as u64;
-        let coverage = tx
-            .execute("DELETE FROM coverage WHERE max_time < ?1", params![cutoff])
-            .map_err(classify)? as u64;
-        // Only settled notifications go: a pending one must still be delivered.
-        let intents = tx
-            .execute(
-                "DELETE FROM intents WHERE due < ?1 AND NOT EXISTS
-                   (SELECT 1 FROM deliveries d WHERE d.key = intents.key AND d.status = 'pending')",
-                params![cutoff],
-            )
-            .map_err(classify)? as u64;
-        let inputs = tx
-            .execute("DELETE FROM inputs WHERE scanned_at < ?1", params![cutoff])
-            .map_err(classify)? as u64;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let mut stats = PruneStats::default();
+        {
+            let remediations: Vec<String> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT id FROM remediations UNION SELECT remediation FROM occurrences
+                         UNION SELECT remediation FROM coverage UNION SELECT remediation FROM episodes",
+                    )
+                    .map_err(classify)?;
+                st.query_map([], |r| r.get(0))
+                    .map_err(classify)?
+                    .collect::<Result<_, _>>()
+                    .map_err(classify)?
+            };
+            for rem in &remediations {
+                let spanning: Option<i64> = tx
+                    .query_row(
+                        "SELECT MIN(first_seen) FROM episodes
+                         WHERE remediation = ?1 AND active = 1 AND last_seen >= ?2 AND first_seen < ?2",
+                        params![rem, cutoff],
+                        |r| r.get(0),
+                    )
+                    .map_err(classify)?;
+                let mark = spanning.map_or(cutoff, |f| f.min(cutoff));
+                tx.execute(
+                    "INSERT INTO prune_marks (remediation, before) VALUES (?1, ?2)
+                     ON CONFLICT (remediation) DO UPDATE SET before = max(before, excluded.before)",
+                    params![rem, mark],
+                )
+                .map_err(classify)?;
+                let mark: i64 = tx
+                    .query_row(
+                        "SELECT before FROM prune_marks WHERE remediation = ?1",
+                        params![rem],
+                        |r| r.get(0),
+                    )
+                    .map_err(classify)?;
+                stats.occurrences += tx
+                    .execute(
+                        "DELETE FROM occurrences WHERE remediation = ?1 AND event_time IS NOT NULL AND event_time < ?2",
+                        params![rem, mark],
+                    )
+                    .map_err(classify)? as u64;
+                stats.coverage += tx
+                    .execute(
+                        "DELETE FROM coverage WHERE remediation = ?1 AND max_time < ?2",
+                        params![rem, mark],
+                    )
+                    .map_err(classify)? as u64;
+                stats.episodes += tx
+                    .execute(
+                        "DELETE FROM episodes WHERE remediation = ?1 AND last_seen < ?2",
+                        params![rem, mark],
+                    )
+                    .map_err(classify)? as u64;
+            }
+            // Only settled notifications go (a pending one must still be delivered), and only
+            // once their episode is gone (its keys must stay known while it can recur).
+            stats.intents = tx
+                .execute(
+                    "DELETE FROM intents WHERE due < ?1
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.key = intents.key AND d.status = 'pending')
+                       AND NOT EXISTS (SELECT 1 FROM episodes e WHERE e.remediation = intents.remediation AND e.identity = intents.episode_start)",
+                    params![cutoff],
+                )
+                .map_err(classify)? as u64;
+            stats.inputs = tx
+                .execute("DELETE FROM inputs WHERE scanned_at < ?1", params![cutoff])
+                .map_err(classify)? as u64;
+        }
         tx.commit().map_err(classify)?;
-        Ok(PruneStats {
-            occurrences,
-            coverage,
-            intents,
-            inputs,
-        })
+        Ok(stats)
     }
 }
 
@@ -951,5 +1236,256 @@ mod tests {
         assert_eq!(st.occurrences, 1);
         assert_eq!(st.intents, 0);
         assert_eq!(s.occurrences("R").unwrap().len(), 1);
+    }
+
+    /// A version-1 file, as recur wrote it before episodes were recorded.
+    fn v1_file(p: &Path) {
+        let c = Connection::open(p).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        let t = ns(Timestamp::from_second(1_757_492_400).unwrap()); // 2025-09-10T08:20:00Z
+        c.execute(
+            "INSERT INTO occurrences VALUES ('R', 'h:1', ?1, 0, 'late.jsonl', 1, '{}', 0)",
+            params![t],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO inputs VALUES ('k1', 'p', 'late.jsonl', 100, 0)",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO intents VALUES ('R/20250910T082000Z/0', 'R', 'open', ?1, 1, ?1, 5, 0, '[]')",
+            params![t],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_file_migrates_and_keeps_its_episode_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        v1_file(&p);
+        // Read-only commands refuse and name the command that migrates.
+        let e = SqliteStore::open_read_only(&p).err().unwrap();
+        assert!(e.to_string().contains("recur state migrate"), "{e}");
+        let s = SqliteStore::open(&p).unwrap();
+        assert_eq!(s.user_version().unwrap(), 2);
+        let eps = s.episodes("R").unwrap();
+        assert_eq!(eps.len(), 1);
+        assert_eq!(
+            crate::track::episode::intent_key("R", eps[0].identity, 0),
+            "R/20250910T082000Z/0"
+        );
+        assert!(eps[0].active);
+        let (key, size): (String, i64) = s
+            .conn
+            .query_row(
+                "SELECT input_key, input_size FROM occurrences WHERE identity = 'h:1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((key.as_str(), size), ("k1", 100), "attributed to its input");
+        // The old fingerprint has no tail hash: the input is read once more, harmlessly.
+        assert!(!s.input_done("k1", 100, "t", "p").unwrap());
+        drop(s);
+        assert!(SqliteStore::open_read_only(&p).is_ok());
+    }
+
+    fn origin(key: &str, size: u64, tail: &str, path: &str) -> Origin {
+        Origin {
+            key: key.into(),
+            size,
+            tail: tail.into(),
+            path: path.into(),
+            replace: Some(Replace {
+                remediations: vec!["R".into()],
+                since: None,
+                until: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_re_read_replaces_what_the_input_contributed() {
+        let at = |id: &str, secs, path: &str| StoredOccurrence {
+            source: path.into(),
+            ..occ(id, secs)
+        };
+        let ids = |s: &SqliteStore| -> Vec<String> {
+            s.occurrences("R")
+                .unwrap()
+                .into_iter()
+                .map(|o| o.identity)
+                .collect()
+        };
+        let mut s = SqliteStore::in_memory().unwrap();
+        let b = Batch {
+            occurrences: vec![at("h:1", 10, "a.log"), at("h:2", 20, "a.log")],
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        };
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0, 1]);
+        // The same content, renamed, read with a narrower rule and another time zone.
+        let b = Batch {
+            occurrences: vec![at("h:1", 3610, "renamed.log")],
+            origin: Some(origin("k", 100, "t", "renamed.log")),
+            ..Default::default()
+        };
+        assert!(s.commit(&b).unwrap().new_occurrences.is_empty(), "not news");
+        let o = s.occurrences("R").unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].time, Some(Timestamp::from_second(3610).unwrap()));
+        // Another input holding the same event: one occurrence. Re-reading it removes only
+        // what it brought itself.
+        let b = Batch {
+            occurrences: vec![at("h:1", 3610, "b.log"), at("h:3", 30, "b.log")],
+            origin: Some(origin("other", 50, "u", "b.log")),
+            ..Default::default()
+        };
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![1]);
+        s.commit(&Batch {
+            origin: Some(origin("other", 50, "u", "b.log")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            ids(&s),
+            ["h:1"],
+            "the shared event came with the first input"
+        );
+        // The file at renamed.log grew (same head, larger): its re-read replaces what the
+        // smaller version there contributed.
+        let b = Batch {
+            occurrences: vec![at("h:4", 40, "renamed.log")],
+            origin: Some(origin("k", 200, "t2", "renamed.log")),
+            ..Default::default()
+        };
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0]);
+        assert_eq!(ids(&s), ["h:4"]);
+        // An input without replacement (a read that failed part-way) only adds.
+        let mut o = origin("k", 200, "t2", "renamed.log");
+        o.replace = None;
+        s.commit(&Batch {
+            origin: Some(o),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(ids(&s), ["h:4"]);
+    }
+
+    #[test]
+    fn a_bounded_re_read_replaces_only_its_time_range() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let b = Batch {
+            occurrences: vec![occ("h:1", 10), occ("h:2", 5000)],
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        };
+        s.commit(&b).unwrap();
+        let mut o = origin("k", 100, "t", "a.log");
+        o.replace.as_mut().unwrap().since = Some(Timestamp::from_second(1000).unwrap());
+        s.commit(&Batch {
+            origin: Some(o),
+            ..Default::default()
+        })
+        .unwrap();
+        let ids: Vec<String> = s
+            .occurrences("R")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.identity)
+            .collect();
+        assert_eq!(ids, ["h:1"]);
+    }
+
+    #[test]
+    fn nothing_pruned_comes_back() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let b = Batch {
+            occurrences: vec![occ("h:1", 10), occ("h:2", 5000)],
+            coverage: vec![CoverageCell {
+                remediation: "R".into(),
+                bucket: 0,
+                input: "k".into(),
+                count: 1,
+                max_time: Timestamp::from_second(10).unwrap(),
+            }],
+            inputs: vec![InputRecord {
+                key: "k".into(),
+                path: "a.log".into(),
+                size: 100,
+                tail: "t".into(),
+                params: "p".into(),
+            }],
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        };
+        s.commit(&b).unwrap();
+        let st = s.prune(Timestamp::from_second(100).unwrap()).unwrap();
+        assert_eq!((st.occurrences, st.coverage), (1, 1));
+        let out = s.commit(&b).unwrap();
+        assert!(out.new_occurrences.is_empty(), "{out:?}");
+        assert_eq!(s.occurrences("R").unwrap().len(), 1);
+        assert_eq!(s.coverage("R", None).unwrap().events, 0);
+    }
+
+    #[test]
+    fn prune_keeps_an_episode_that_lasts_past_the_cutoff_whole() {
+        use crate::track::Episode;
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.commit(&Batch {
+            occurrences: vec![occ("h:1", 10), occ("h:2", 50), occ("h:3", 500)],
+            ..Default::default()
+        })
+        .unwrap();
+        let t = |x| Timestamp::from_second(x).unwrap();
+        let ep = |a, b| Episode {
+            identity: t(a),
+            start: t(a),
+            first_seen: t(a),
+            last_seen: t(b),
+            count: 1,
+            opened_count: 1,
+            reminders: vec![],
+        };
+        s.record_episodes("R", &[ep(10, 10), ep(50, 500)], &[])
+            .unwrap();
+        let d = |a: i64, key: &str| {
+            (
+                IntentDraft {
+                    remediation: "R".into(),
+                    kind: IntentKind::Open,
+                    key: key.into(),
+                    episode_start: t(a),
+                    count: 1,
+                    due: t(a),
+                },
+                DeliveryStatus::Suppressed,
+                vec![],
+                vec![],
+            )
+        };
+        s.add_intents(&[d(10, "old"), d(50, "spanning")], t(0))
+            .unwrap();
+        let st = s.prune(t(100)).unwrap();
+        assert_eq!((st.occurrences, st.episodes, st.intents), (1, 1, 1));
+        assert_eq!(
+            s.occurrences("R").unwrap().len(),
+            2,
+            "h:2 opens a kept episode"
+        );
+        assert!(s.intent("spanning").unwrap().is_some());
+        assert!(s.intent("old").unwrap().is_none());
+        // The mark is the kept episode's first event: h:1 never comes back, h:2 stays.
+        let out = s
+            .commit(&Batch {
+                occurrences: vec![occ("h:1", 10), occ("h:2", 50)],
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(out.new_occurrences.is_empty());
+        assert_eq!(s.occurrences("R").unwrap().len(), 2);
     }
 }

@@ -348,11 +348,18 @@ fn bad_lines_are_counted_reported_and_skipped() {
         0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x00, 0x01, 0xff, b'\n',
     ]);
     data.extend_from_slice(good);
-    ws.write("bad.jsonl", &data);
-    ws.write("empty.log", b"");
+    ws.write("logs/bad.jsonl", &data);
+    ws.write("logs/empty.log", b"");
     let out = ws
         .recur()
-        .args(["scan", "--no-state", "--format", "json", "--no-notify", "."])
+        .args([
+            "scan",
+            "--no-state",
+            "--format",
+            "json",
+            "--no-notify",
+            "logs",
+        ])
         .run()
         .code(1);
     let doc = out.json();
@@ -363,9 +370,12 @@ fn bad_lines_are_counted_reported_and_skipped() {
     );
     assert_eq!(doc["inputs"]["invalid"], 6, "{doc:#}");
     assert_eq!(doc["errors"].as_array().unwrap().len(), 0);
+    // The empty file is an input like any other: read, no line, no complaint.
+    assert_eq!(doc["inputs"]["files"], 2, "bad.jsonl and empty.log");
+    assert_eq!(doc["inputs"]["lines"], 8, "only bad.jsonl's lines");
     let warnings = doc["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "one summary per file: {warnings:?}");
-    assert_eq!(warnings[0]["path"], "./bad.jsonl");
+    assert_eq!(warnings[0]["path"], "logs/bad.jsonl");
     assert_eq!(warnings[0]["line"], 2);
     let msg = warnings[0]["message"].as_str().unwrap();
     assert!(msg.contains("6 invalid records"), "{msg}");
@@ -511,23 +521,33 @@ fn unreadable_file_is_an_error_entry_and_exit_2() {
 fn results_do_not_depend_on_threads_chunks_or_order() {
     let ws = Workspace::new();
     ws.rule("r", NO_TOKEN_RULE);
-    let mut data = String::new();
-    for i in 0..5000 {
-        let code = if i % 97 == 0 { "NO_TOKEN" } else { "OK" };
-        data.push_str(&format!("{{\"timestamp\":\"2025-09-10T08:{:02}:{:02}Z\",\"error_code\":\"{code}\",\"n\":{i}}}\n", (i / 60) % 60, i % 60));
-        if i == 2500 {
-            data.push_str("{broken\n");
+    // Three files (one with a broken line, one gzipped), events interleaved in time.
+    let mut names = Vec::new();
+    for f in 0..3 {
+        let mut data = String::new();
+        for i in 0..3000 {
+            let n = i * 3 + f;
+            let code = if n % 97 == 0 { "NO_TOKEN" } else { "OK" };
+            data.push_str(&format!("{{\"timestamp\":\"2025-09-10T{:02}:{:02}:{:02}Z\",\"error_code\":\"{code}\",\"n\":{n}}}\n", n / 3600, (n / 60) % 60, n % 60));
+            if i == 1500 && f == 1 {
+                data.push_str("{broken\n");
+            }
         }
+        let name = if f == 2 {
+            ws.write("part-2.jsonl.gz", gz(data.as_bytes()));
+            "part-2.jsonl.gz".to_string()
+        } else {
+            ws.write(&format!("part-{f}.jsonl"), &data);
+            format!("part-{f}.jsonl")
+        };
+        names.push(name);
     }
-    ws.write("big.jsonl", &data);
+    let orders: [[usize; 3]; 3] = [[0, 1, 2], [2, 0, 1], [1, 2, 0]];
     let mut docs = Vec::new();
-    for (threads, chunk) in [
-        ("1", "4096"),
-        ("4", "4096"),
-        ("2", "4096"),
-        ("1", "1000000000"),
-        ("2", "777"),
-    ] {
+    for ((threads, chunk), order) in [("1", "1000000000"), ("4", "4096"), ("2", "777")]
+        .into_iter()
+        .zip(orders)
+    {
         let out = ws
             .recur()
             .args([
@@ -540,27 +560,110 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
                 threads,
                 "--chunk-bytes",
                 chunk,
-                "big.jsonl",
             ])
+            .args(order.map(|i| names[i].as_str()))
             .run()
             .code(1);
         let mut doc = out.json();
         doc["inputs"]["seconds"] = 0.into();
         docs.push(doc);
     }
-    assert_eq!(docs[0]["warnings"][0]["line"], 2502);
-    // Threads change nothing at all.
+    let warnings = docs[0]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["path"], "part-1.jsonl");
+    assert_eq!(warnings[0]["line"], 1502);
+    assert_eq!(docs[0]["inputs"]["files"], 3);
     assert_eq!(docs[0], docs[1]);
     assert_eq!(docs[0], docs[2]);
-    // Chunk sizes change only what is sampled per block (these lines are not in time order,
-    // so the newest time and the latest in-scope time come from the sampled records).
-    for d in &mut docs {
-        d["inputs"]["newest_event"] = serde_json::Value::Null;
-        d["remediations"][0]["last_in_scope"] = serde_json::Value::Null;
-    }
-    assert_eq!(docs[0], docs[3]);
-    assert_eq!(docs[0], docs[4]);
-    assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 52);
+    assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 93);
+}
+
+#[test]
+fn input_flag_forces_the_format() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    ws.write(
+        "a.log",
+        "{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n2025-09-10T08:01:00Z text NO_TOKEN seen\n",
+    );
+    let run = |format: &str| {
+        let out = ws
+            .recur()
+            .args(["scan", "--no-state", "--format", "json", "--no-notify"])
+            .args(["--input", format, "a.log"])
+            .run();
+        let doc = out.json();
+        rem(&doc, "NO_TOKEN_TEST")["recurrences"].as_u64().unwrap()
+    };
+    assert_eq!(run("auto"), 2, "the JSON line and the text line");
+    // As text, the JSON line has no `error_code` field: only the `_line` signature matches.
+    assert_eq!(run("text"), 1);
+    // As JSON, the text line is not an event.
+    assert_eq!(run("json"), 1);
+}
+
+#[test]
+fn max_line_bytes_flag_caps_records() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let long = format!(
+        "{{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"pad\":\"{}\"}}\n",
+        "x".repeat(3000)
+    );
+    let short = "{\"timestamp\":\"2025-09-10T08:00:01Z\",\"error_code\":\"NO_TOKEN\"}\n";
+    ws.write("a.jsonl", long + short);
+    let run = |extra: &[&str]| {
+        ws.recur()
+            .args(["scan", "--no-state", "--format", "json", "--no-notify"])
+            .args(extra)
+            .arg("a.jsonl")
+            .run()
+            .json()
+    };
+    let doc = run(&[]);
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 2);
+    assert_eq!(doc["inputs"]["invalid"], 0);
+    // (The reader never caps below 1 KiB.)
+    let doc = run(&["--max-line-bytes", "2000"]);
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1);
+    assert_eq!(doc["inputs"]["invalid"], 1);
+    assert_eq!(doc["warnings"][0]["line"], 1);
+    assert!(
+        doc["warnings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over the line-length cap"),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn config_flag_is_read_and_a_missing_one_is_an_error() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    // Two exports of one event with different bytes: one event only by its id field.
+    ws.write(
+        "a.jsonl",
+        "{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"rid\":\"r-1\",\"export\":1}\n{\"timestamp\":\"2025-09-10T08:00:00Z\",\"error_code\":\"NO_TOKEN\",\"rid\":\"r-1\",\"export\":2}\n",
+    );
+    ws.write("conf/custom.toml", "[input]\nid_fields = [\"rid\"]\n");
+    let run = |extra: &[&str]| {
+        ws.recur()
+            .args(["scan", "--no-state", "--format", "json", "--no-notify"])
+            .args(extra)
+            .arg("a.jsonl")
+            .run()
+    };
+    let doc = run(&[]).code(1).json();
+    assert_eq!(
+        rem(&doc, "NO_TOKEN_TEST")["recurrences"],
+        2,
+        "hashes differ"
+    );
+    let doc = run(&["--config", "conf/custom.toml"]).code(1).json();
+    assert_eq!(rem(&doc, "NO_TOKEN_TEST")["recurrences"], 1, "one `rid`");
+    let out = run(&["--config", "conf/missing.toml"]).code(2);
+    assert!(out.stderr.contains("conf/missing.toml"), "{}", out.stderr);
 }
 
 #[test]

@@ -268,14 +268,24 @@ fn overlapping_exports_count_an_event_once() {
 }
 
 #[test]
-fn first_run_over_history_is_capped_and_folded_into_a_digest() {
+fn first_run_over_history_notifies_the_newest_and_digests_the_older() {
     let ws = Workspace::new();
     ws.rule("r", &rule("window = \"1h\""));
-    // 12 episodes, a day apart.
-    ws.write(
-        "a.jsonl",
-        events(&(0..12).map(|d| (60 + d * 1440, true)).collect::<Vec<_>>()),
+    ws.rule(
+        "r2",
+        &rule("window = \"1h\"")
+            .replace("\"R1\"", "\"R2\"")
+            .replace("title = \"NO_TOKEN\"", "title = \"Second remediation\"")
+            .replace("error_code = \"NO_TOKEN\"", "error_code = \"OTHER\""),
     );
+    // 12 episodes, 12 hours apart, alternating between the two remediations.
+    let mut lines = String::new();
+    for k in 0..12i64 {
+        let t = t0() + SignedDuration::from_mins(60 + k * 720);
+        let code = if k % 2 == 0 { "NO_TOKEN" } else { "OTHER" };
+        lines.push_str(&format!("{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"e{k}\"}}\n"));
+    }
+    ws.write("a.jsonl", lines);
     let out = ws
         .recur()
         .args([
@@ -293,12 +303,50 @@ fn first_run_over_history_is_capped_and_folded_into_a_digest() {
     let kinds: Vec<&str> = n.iter().map(|x| x["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "open").count(), 12);
     assert_eq!(kinds.iter().filter(|k| **k == "digest").count(), 1);
+    // In due order: the 7 oldest are folded, the 5 newest sent, then the digest.
+    let statuses: Vec<&str> = n.iter().map(|x| x["status"].as_str().unwrap()).collect();
     assert_eq!(
-        n.iter().filter(|x| x["status"] == "sent").count(),
-        6,
-        "5 episodes + 1 digest sent: {n:#?}"
+        statuses,
+        [&["suppressed"; 7][..], &["sent"; 6][..]].concat(),
+        "{n:#?}"
     );
-    assert_eq!(n.iter().filter(|x| x["status"] == "suppressed").count(), 7);
+    let newest = t0() + SignedDuration::from_mins(60 + 11 * 720);
+    assert_eq!(n[11]["episode_start"], newest.to_string());
+    assert_eq!(n[12]["kind"], "digest");
+    // The digest names every remediation it folds.
+    let digest: serde_json::Value = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["kind"] == "digest")
+        .unwrap_or_else(|| panic!("no digest on the console:\n{}", out.stderr));
+    let folded: Vec<&str> = digest["folded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(folded.len(), 7, "{folded:#?}");
+    assert_eq!(
+        folded
+            .iter()
+            .filter(|l| l.starts_with("R1: NO_TOKEN"))
+            .count(),
+        4
+    );
+    assert_eq!(
+        folded
+            .iter()
+            .filter(|l| l.starts_with("R2: Second remediation"))
+            .count(),
+        3
+    );
+    assert_eq!(digest["remediation_id"], "R1, R2");
+    let text = digest["text"].as_str().unwrap();
+    assert!(
+        text.contains("digest: 7 notifications folded for R1, R2"),
+        "{text}"
+    );
     let again = ws
         .recur()
         .args([
@@ -400,38 +448,99 @@ fn order_and_splitting_across_runs_do_not_matter() {
     }
 }
 
-#[cfg(unix)]
-#[test]
-fn a_scan_killed_with_sigkill_is_completed_by_the_next_run() {
-    let ws = Workspace::new();
-    ws.rule("r", &rule("window = \"1h\""));
+/// 40 hourly-ish log files in event-time order: each holds one episode of 7 recurrences (one
+/// `open`, reminders at +1h, +2h and +3h).
+fn killed_scan_corpus(ws: &Workspace, files: std::ops::Range<i64>) -> u64 {
     let mut expected = 0u64;
-    for f in 0..40 {
-        let evs: Vec<(i64, bool)> = (0..400).map(|i| (f * 400 + i, i % 50 == 0)).collect();
+    for f in files {
+        let evs: Vec<(i64, bool)> = (0..400)
+            .map(|i| (f * 400 + i, i % 30 == 0 && i <= 180))
+            .collect();
         expected += evs.iter().filter(|e| e.1).count() as u64;
         ws.write(&format!("logs/{f:03}.jsonl"), events(&evs));
     }
-    for delay_ms in [5u64, 40, 120] {
-        let _ = std::fs::remove_dir_all(ws.join(".recur"));
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
-            .current_dir(ws.path())
+    expected
+}
+
+const KILL_RULE: &str = "window = \"1h\"\nrepeat = \"1h\"";
+
+#[cfg(unix)]
+#[test]
+fn a_scan_killed_mid_way_is_completed_by_the_next_run() {
+    // Every episode notified on its own (no digest), so ledgers compare key by key.
+    let scan = |ws: &Workspace, paths: &[&str]| {
+        let out = ws
+            .recur()
+            .env("RECUR_MAX_NOTIFICATIONS", "1000")
+            .args(["scan", "--format", "json", "--no-notify"])
+            .args(paths)
+            .run();
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        out.json()
+    };
+    // The reference: everything in one clean run.
+    let clean = Workspace::new();
+    clean.rule("r", &rule(KILL_RULE));
+    let total = killed_scan_corpus(&clean, 0..40);
+    let reference = scan(&clean, &["logs"]);
+    assert_eq!(r1(&reference)["recurrences"], total);
+    assert_eq!(r1(&reference)["episodes"], 40);
+    let reference_ledger = ledger(&clean);
+    assert_eq!(reference_ledger.len(), 40 * 4);
+
+    for n in [1u64, 9, 19] {
+        let ws = Workspace::new();
+        ws.rule("r", &rule(KILL_RULE));
+        // A first, complete run over half the files records their episodes and intents.
+        let first = killed_scan_corpus(&ws, 0..20);
+        scan(&ws, &["logs"]);
+        killed_scan_corpus(&ws, 20..40);
+        // The next run dies (abort: no unwinding, like kill -9) after `n` of the 20 new
+        // inputs were committed, before the episodes and intents of this run are written.
+        let out = ws
+            .recur()
+            .env("RECUR_TEST_ABORT_AFTER_COMMITS", n.to_string())
+            .env("RECUR_MAX_NOTIFICATIONS", "1000")
             .args(["scan", "--no-notify", "--threads", "1", "logs"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let doc = scan(&ws, &["logs"]);
+            .run();
+        assert_eq!(out.code, -1, "killed by a signal: {}", out.stderr);
+        let status = ws.recur().args(["status", "--format", "json"]).run();
+        let committed = r1(&status.json())["recurrences"].as_u64().unwrap();
+        assert_eq!(committed, first + n * 7, "exactly {n} new inputs committed");
+        assert!(first < committed && committed < total);
         assert_eq!(
-            r1(&doc)["recurrences"],
-            expected,
-            "after a kill at {delay_ms} ms"
+            sql_count(&ws, "SELECT COUNT(*) FROM inputs"),
+            20 + n as i64,
+            "each committed input with its fingerprint"
         );
+        assert_eq!(ledger(&ws).len(), 20 * 4, "the killed run wrote no intent");
+
+        // The rerun reads only what was not committed and ends where the clean run did.
         let doc = scan(&ws, &["logs"]);
-        assert_eq!(r1(&doc)["recurrences"], expected);
-        assert_eq!(doc["inputs"]["files"], 0, "everything committed");
+        assert_eq!(doc["inputs"]["skipped"], 20 + n);
+        assert_eq!(doc["inputs"]["files"], 20 - n);
+        for k in [
+            "occurrences",
+            "recurrences",
+            "episodes",
+            "first_seen",
+            "last_seen",
+        ] {
+            assert_eq!(r1(&doc)[k], r1(&reference)[k], "{k} after a kill after {n}");
+        }
+        assert_eq!(
+            ledger(&ws),
+            reference_ledger,
+            "no intent twice, none missing"
+        );
+        assert_eq!(
+            doc["notifications"].as_array().unwrap().len(),
+            20 * 4,
+            "the intents of the second half, once"
+        );
+        let again = scan(&ws, &["logs"]);
+        assert_eq!(again["inputs"]["files"], 0, "everything committed");
+        assert!(again["notifications"].as_array().unwrap().is_empty());
     }
 }
 
@@ -555,4 +664,285 @@ fn read_only_state_directory_fails_before_any_work() {
         out.stderr
     );
     assert!(out.stdout.is_empty(), "no scan output: {}", out.stdout);
+}
+
+/// One JSON line of an error event at an absolute time.
+fn error_at(time: &str, id: &str) -> String {
+    format!(
+        "{{\"timestamp\":\"{time}\",\"environment\":\"staging\",\"error_code\":\"NO_TOKEN\",\"event_id\":\"{id}\"}}\n"
+    )
+}
+
+/// Every intent key in the workspace's ledger, sorted (read straight from the file).
+fn ledger(ws: &Workspace) -> Vec<String> {
+    let c = rusqlite::Connection::open_with_flags(
+        ws.join(".recur/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut st = c.prepare("SELECT key FROM intents ORDER BY key").unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn sql_count(ws: &Workspace, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open_with_flags(
+        ws.join(".recur/state.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn an_earlier_export_read_later_is_the_same_episode_and_not_notified_again() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("threshold = 1\nwindow = \"1h\""));
+    ws.write("late.jsonl", error_at("2025-09-10T08:20:00Z", "late"));
+    ws.write("early.jsonl", error_at("2025-09-10T08:00:00Z", "early"));
+    let first = ws
+        .recur()
+        .args(["scan", "--format", "json", "late.jsonl"])
+        .run()
+        .code(1);
+    let n = first.json()["notifications"].clone();
+    assert_eq!(n.as_array().unwrap().len(), 1);
+    assert_eq!(n[0]["key"], "R1/20250910T082000Z/0");
+    assert!(first.stderr.contains("R1/20250910T082000Z/0"));
+    let second = ws
+        .recur()
+        .args(["scan", "--format", "json", "early.jsonl"])
+        .run()
+        .code(1); // a recurrence the store had not seen: news, but no new episode
+    let doc = second.json();
+    assert!(
+        doc["notifications"].as_array().unwrap().is_empty(),
+        "{doc:#}"
+    );
+    assert!(!second.stderr.contains("dedup_key"), "{}", second.stderr);
+    assert_eq!(r1(&doc)["recurrences"], 2);
+    assert_eq!(r1(&doc)["episodes"], 1);
+    assert_eq!(ledger(&ws), ["R1/20250910T082000Z/0"]);
+    let status = ws
+        .recur()
+        .args(["status", "--format", "json"])
+        .run()
+        .code(1);
+    assert_eq!(r1(&status.json())["episodes"], 1);
+    // Read together, the episode is keyed by its own start; the same one notification.
+    let one = Workspace::new();
+    one.rule("r", &rule("threshold = 1\nwindow = \"1h\""));
+    one.write("late.jsonl", error_at("2025-09-10T08:20:00Z", "late"));
+    one.write("early.jsonl", error_at("2025-09-10T08:00:00Z", "early"));
+    let doc = scan(&one, &["late.jsonl", "early.jsonl"]);
+    assert_eq!(r1(&doc)["episodes"], 1);
+    assert_eq!(ledger(&one), ["R1/20250910T080000Z/0"]);
+}
+
+#[test]
+fn episodes_are_stored_and_reported_alike_by_scan_and_status() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule("window = \"1h\""));
+    ws.write(
+        "a.jsonl",
+        events(&[(60, true), (70, true), (600, true), (2000, true)]),
+    );
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(r1(&doc)["episodes"], 3);
+    assert_eq!(
+        sql_count(
+            &ws,
+            "SELECT COUNT(*) FROM episodes WHERE remediation = 'R1' AND active = 1"
+        ),
+        3
+    );
+    let status = ws
+        .recur()
+        .args(["status", "--format", "json"])
+        .run()
+        .code(1);
+    assert_eq!(r1(&status.json())["episodes"], 3);
+    let human = ws.recur().args(["status"]).run().code(1);
+    assert!(
+        human.stdout.contains("in 3 episodes since the fix"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn prune_never_counts_or_notifies_pruned_history_again() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("a.jsonl", events(&[(-60, true), (60, true), (600, true)]));
+    let first = ws
+        .recur()
+        .args(["scan", "--format", "json", "a.jsonl"])
+        .run()
+        .code(1);
+    assert!(first.stderr.contains("dedup_key"));
+    // The events are from 2025: older than a day.
+    let out = ws
+        .recur()
+        .args(["state", "prune", "--older-than", "1d"])
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("pruned 3 occurrences") && out.stdout.contains("2 episodes"),
+        "{}",
+        out.stdout
+    );
+    for flags in [&[][..], &["--rescan"][..]] {
+        let again = ws
+            .recur()
+            .args(["scan", "--format", "json"])
+            .args(flags)
+            .arg("a.jsonl")
+            .run()
+            .code(0);
+        let doc = again.json();
+        assert_eq!(
+            doc["inputs"]["files"],
+            flags.len(),
+            "skipped as scanned, or re-read"
+        );
+        assert_eq!(doc["new_recurrences"], 0);
+        assert_eq!(r1(&doc)["recurrences"], 0, "pruned history stays pruned");
+        assert!(doc["notifications"].as_array().unwrap().is_empty());
+        assert_eq!(doc["delivery"]["sent"], 0);
+        assert!(!again.stderr.contains("dedup_key"), "{}", again.stderr);
+    }
+}
+
+#[test]
+fn a_changed_time_zone_is_applied_to_inputs_already_scanned() {
+    let ws = Workspace::new();
+    // Fixed at 08:30Z; the event says 09:00 without an offset.
+    ws.rule("r", &rule("").replace(T, "2025-09-10T08:30:00Z"));
+    ws.write(
+        "a.jsonl",
+        "{\"timestamp\":\"2025-09-10T09:00:00\",\"environment\":\"staging\",\"error_code\":\"NO_TOKEN\",\"event_id\":\"x\"}\n",
+    );
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(
+        r1(&doc)["verdict"],
+        "recurring",
+        "09:00 UTC is after the fix"
+    );
+    ws.write("recur.toml", "[input]\ntimezone = \"Europe/Paris\"\n");
+    // 09:00 in Paris is 07:00Z: before the fix. Re-read (the decoding changed), no --rescan.
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(doc["inputs"]["files"], 1, "{doc:#}");
+    assert_eq!(r1(&doc)["before_fix"], 1);
+    assert_eq!(r1(&doc)["recurrences"], 0);
+    assert_eq!(r1(&doc)["verdict"], "holding");
+    let doc = scan(&ws, &["--rescan", "a.jsonl"]);
+    assert_eq!(r1(&doc)["recurrences"], 0);
+    assert_eq!(r1(&doc)["occurrences"], 1);
+}
+
+#[test]
+fn a_narrowed_rule_drops_its_false_positives_from_the_store() {
+    let ws = Workspace::new();
+    let wide = rule("").replace(
+        "error_code = \"NO_TOKEN\"",
+        "error_code = { prefix = \"NO_TOKEN\" }",
+    );
+    ws.rule("r", &wide);
+    let scope = |m: i64, code: &str, id: &str| {
+        let t = t0() + SignedDuration::from_mins(m);
+        format!(
+            "{{\"timestamp\":\"{t}\",\"environment\":\"staging\",\"error_code\":\"{code}\",\"event_id\":\"{id}\"}}\n"
+        )
+    };
+    // Two overlapping exports: the NO_TOKEN event is in both.
+    ws.write(
+        "export-1.jsonl",
+        scope(60, "NO_TOKEN_SCOPE", "a") + &scope(120, "NO_TOKEN", "b"),
+    );
+    ws.write(
+        "export-2.jsonl",
+        scope(120, "NO_TOKEN", "b") + &scope(180, "NO_TOKEN_SCOPE", "c"),
+    );
+    let doc = scan(&ws, &["export-1.jsonl", "export-2.jsonl"]);
+    assert_eq!(r1(&doc)["recurrences"], 3);
+    ws.rule("r", &rule(""));
+    for flags in [&[][..], &["--rescan"][..]] {
+        let mut args = flags.to_vec();
+        args.extend(["export-2.jsonl", "export-1.jsonl"]);
+        let doc = scan(&ws, &args);
+        assert_eq!(
+            r1(&doc)["recurrences"],
+            1,
+            "only NO_TOKEN, once: {:#}",
+            r1(&doc)
+        );
+        assert_eq!(doc["new_recurrences"], 0);
+    }
+}
+
+#[test]
+fn a_file_with_the_same_head_and_size_but_another_tail_is_read() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    // 100 KiB of quiet events, then one different last event of the same length.
+    let mut head = String::new();
+    let mut i = 0;
+    while head.len() < 100 * 1024 {
+        head.push_str(&format!("{{\"timestamp\":\"2025-09-09T01:00:00Z\",\"environment\":\"staging\",\"error_code\":\"OK\",\"event_id\":\"q{i:06}\"}}\n"));
+        i += 1;
+    }
+    let a = head.clone() + &error_at("2025-09-09T02:00:00Z", "tail-a");
+    let b = head.clone() + &error_at("2025-09-09T03:00:00Z", "tail-b");
+    assert_eq!(a.len(), b.len());
+    ws.write("a.jsonl", &a);
+    ws.write("b.jsonl", &b);
+    let doc = scan(&ws, &["a.jsonl"]);
+    assert_eq!(r1(&doc)["recurrences"], 1);
+    let doc = scan(&ws, &["b.jsonl"]);
+    assert_eq!(doc["inputs"]["skipped"], 0, "another file: {doc:#}");
+    assert_eq!(r1(&doc)["recurrences"], 2);
+    // A renamed export is still recognised.
+    std::fs::rename(ws.join("a.jsonl"), ws.join("a-renamed.jsonl")).unwrap();
+    let doc = scan(&ws, &["a-renamed.jsonl"]);
+    assert_eq!(doc["inputs"]["skipped"], 1);
+    assert_eq!(r1(&doc)["recurrences"], 2);
+}
+
+#[test]
+fn an_old_state_file_is_migrated_by_state_migrate_not_by_status() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    std::fs::create_dir_all(ws.join(".recur")).unwrap();
+    {
+        let c = rusqlite::Connection::open(ws.join(".recur/state.db")).unwrap();
+        c.execute_batch(recur::store::sqlite::SCHEMA_V1).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO intents VALUES ('R1/20250910T082000Z/0', 'R1', 'open', 1757492400000000000, 1, 1757492400000000000, 0, 0, '[]')",
+            [],
+        )
+        .unwrap();
+    }
+    let out = ws.recur().args(["status"]).run().code(2);
+    assert!(
+        out.stderr.contains(".recur/state.db") && out.stderr.contains("recur state migrate"),
+        "{}",
+        out.stderr
+    );
+    ws.recur().args(["status"]).run().code(2); // still refused: status never migrates
+    let out = ws.recur().args(["state", "migrate"]).run().code(0);
+    assert!(out.stdout.contains("schema version 2"), "{}", out.stdout);
+    ws.recur().args(["status"]).run().code(0);
+    // The episode notified under schema 1 keeps its key when an earlier event arrives.
+    ws.write("early.jsonl", error_at("2025-09-10T08:00:00Z", "early"));
+    ws.write("late.jsonl", error_at("2025-09-10T08:20:00Z", "late"));
+    let doc = scan(&ws, &["early.jsonl", "late.jsonl"]);
+    assert!(
+        doc["notifications"].as_array().unwrap().is_empty(),
+        "{doc:#}"
+    );
+    assert_eq!(ledger(&ws), ["R1/20250910T082000Z/0"]);
 }

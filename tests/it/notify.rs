@@ -3,7 +3,7 @@
 
 use crate::harness::Workspace;
 use crate::servers::{
-    HttpServer, Reply, SmtpServer, SmtpTls, closed_port, test_ca_path, wait_until,
+    HttpServer, MailServer, Reply, SmtpsServer, closed_port, test_ca_path, wait_until,
 };
 
 const JWT: &str =
@@ -67,7 +67,7 @@ fn assert_no_secret(what: &str, s: &str) {
 
 #[test]
 fn email_webhook_and_slack_carry_the_content_masked_and_once() {
-    let smtp = SmtpServer::start(Some(("recur-user", "pa55word")));
+    let smtp = MailServer::with_auth("recur-user", "pa55word");
     let hook = HttpServer::start(&[]);
     let slack = HttpServer::start(&[]);
     let ws = Workspace::new();
@@ -79,7 +79,8 @@ timeout = "5s"
 [channels.mail]
 type = "email"
 url = "{}"
-tls = "none"
+tls = "starttls"
+ca_file = "{}"
 from = "recur@example.com"
 to = ["oncall@example.com", "lead@example.com"]
 username_env = "T_SMTP_USER"
@@ -92,6 +93,7 @@ type = "slack"
 url_env = "T_SLACK_URL"
 "#,
         smtp.url(),
+        test_ca_path().display(),
         hook.url("/recur")
     );
     setup(&ws, &config, r#""mail", "hook", "chat""#, "");
@@ -111,7 +113,22 @@ url_env = "T_SLACK_URL"
     assert_eq!(mails.len(), 1, "{mails:?}");
     let m = &mails[0];
     assert_eq!(m.auth_user.as_deref(), Some("recur-user"));
-    assert_eq!(m.rcpt.len(), 2);
+    assert!(m.tls, "authenticated after STARTTLS");
+    assert_eq!(m.from, "recur@example.com");
+    assert_eq!(m.rcpt, ["oncall@example.com", "lead@example.com"]);
+    assert_eq!(m.header("from").as_deref(), Some("recur@example.com"));
+    assert!(
+        m.header("to").unwrap().contains("lead@example.com"),
+        "{:?}",
+        m.header("to")
+    );
+    assert!(
+        m.header("content-type")
+            .unwrap()
+            .starts_with("multipart/alternative"),
+        "{:?}",
+        m.header("content-type")
+    );
     let subject = m.header("subject").unwrap();
     assert!(subject.contains("WS_NO_TOKEN_001"), "{subject}");
     assert!(subject.contains("2 errors"), "{subject}");
@@ -453,7 +470,7 @@ fn no_notify_records_and_a_flush_sends_later() {
 
 #[test]
 fn template_overrides_the_text_escaped_per_channel() {
-    let smtp = SmtpServer::start(None);
+    let smtp = MailServer::plain();
     let slack = HttpServer::start(&[]);
     let ws = Workspace::new();
     let config = format!(
@@ -511,7 +528,7 @@ fn check_reports_a_template_syntax_error_with_its_location() {
 
 #[test]
 fn notify_test_reports_success_and_precise_failures() {
-    let smtp = SmtpServer::start(Some(("u", "right")));
+    let smtp = MailServer::with_auth("u", "right");
     let hook = HttpServer::start(&[Reply::Status(404)]);
     let ws = Workspace::new();
     let dead = closed_port();
@@ -524,7 +541,8 @@ timeout = "3s"
 [channels.mail]
 type = "email"
 url = "{0}"
-tls = "none"
+tls = "starttls"
+ca_file = "{1}"
 from = "recur@example.com"
 to = ["oncall@example.com"]
 username_env = "T_USER"
@@ -539,7 +557,8 @@ to = ["oncall@example.com"]
 type = "webhook"
 url_env = "T_HOOK"
 "#,
-            smtp.url()
+            smtp.url(),
+            test_ca_path().display()
         ),
     );
     let secret_url = hook.url("/very-secret-path-token");
@@ -676,10 +695,10 @@ fn console_is_the_default_and_json_lines_with_format_json() {
 
 #[test]
 fn tls_modes_fail_clearly_against_a_plain_server() {
-    // No certificate authority here, so only the failure paths: implicit TLS against a plain
-    // SMTP greeting, and STARTTLS required but not offered. Both exercise the TLS stack
-    // (crypto provider included) without panicking.
-    let smtp = SmtpServer::start(None);
+    // Only the failure paths: implicit TLS against a plain SMTP greeting, and STARTTLS
+    // required but not offered. Both exercise the TLS stack (crypto provider included)
+    // without panicking.
+    let smtp = MailServer::plain();
     let ws = Workspace::new();
     let port = smtp.port();
     ws.write(
@@ -771,8 +790,8 @@ url = "{}"
 
 #[test]
 fn starttls_and_implicit_tls_deliver_with_a_private_ca() {
-    let starttls = SmtpServer::start_tls(Some(("u", "p")), SmtpTls::StartTls);
-    let implicit = SmtpServer::start_tls(None, SmtpTls::Implicit);
+    let starttls = MailServer::with_auth("u", "p");
+    let implicit = SmtpsServer::start();
     let ws = Workspace::new();
     let ca = test_ca_path();
     ws.write(

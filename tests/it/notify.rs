@@ -855,3 +855,92 @@ to = ["oncall@example.com"]
     );
     assert_eq!(implicit.mails().len(), 1);
 }
+
+/// Secrets that only a sensitive-name rule finds: an object under `authorization`, a numeric
+/// key, `name=value` pairs in free text, and a `[redact] fields` name written as a pair.
+#[test]
+fn sensitive_objects_numbers_and_text_pairs_arrive_masked_on_every_channel() {
+    const BASIC: &str = "dXNlcjpwYXNzd29yZA";
+    const PRIVATE: &str = "MIIEvQIBADANBgkqhkiG9w0";
+    const SSH: &str = "AAAAC3NzaC1lZDI1NTE5";
+    const API: &str = "987654321";
+    const TENANT: &str = "acme-tenant-42";
+    let secrets = [BASIC, PRIVATE, SSH, API, TENANT, "Basic"];
+    let smtp = MailServer::plain();
+    let hook = HttpServer::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "recur.toml",
+        format!(
+            r#"
+[notify]
+timeout = "5s"
+[redact]
+fields = ["tenant"]
+[channels.mail]
+type = "email"
+url = "{}"
+tls = "none"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+[channels.hook]
+type = "webhook"
+url = "{}"
+"#,
+            smtp.url(),
+            hook.url("/h")
+        ),
+    );
+    ws.rule("ws", &rule(r#""mail", "hook", "console""#, ""));
+    let mut logs = String::new();
+    for (i, t) in ["2025-09-10T08:00:00Z", "2025-09-10T08:05:00Z"]
+        .iter()
+        .enumerate()
+    {
+        logs.push_str(&format!(
+            r#"{{"timestamp":"{t}","environment":"staging","error_code":"NO_TOKEN","event_id":"e{i}","authorization":{{"scheme":"Basic","value":"{BASIC}"}},"authorization_present":true,"api_key":{API},"keyboard":"us","message":"handshake failed private_key={PRIVATE} ssh_key={SSH} tenant={TENANT} attempt=3"}}"#
+        ));
+        logs.push('\n');
+    }
+    ws.write("logs/app.log", logs);
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "logs"])
+        .run()
+        .code(1);
+
+    let check = |what: &str, s: &str| {
+        for secret in secrets {
+            assert!(!s.contains(secret), "{what} leaks `{secret}`:\n{s}");
+        }
+        assert!(s.contains("[REDACTED]"), "{what}: nothing masked:\n{s}");
+    };
+    // Console, JSON lines on stderr.
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line on stderr:\n{}", out.stderr));
+    check("console", line);
+    // Webhook: the samples, parsed back.
+    let body = hook.requests()[0].json();
+    check("webhook", &hook.requests()[0].body);
+    let sample: serde_json::Value =
+        serde_json::from_str(body["samples"][0].as_str().unwrap()).unwrap();
+    assert_eq!(sample["authorization"], "[REDACTED]");
+    assert_eq!(sample["api_key"], "[REDACTED]");
+    assert_eq!(sample["authorization_present"], true, "flags stay readable");
+    assert_eq!(sample["keyboard"], "us", "`key` is a word, not a substring");
+    assert_eq!(
+        sample["message"],
+        "handshake failed private_key=[REDACTED] ssh_key=[REDACTED] tenant=[REDACTED] attempt=3"
+    );
+    // Email: both parts and the raw message.
+    wait_until("one mail", || smtp.mails().len() == 1);
+    let m = &smtp.mails()[0];
+    check("email", &m.data);
+    let text = m.part("text/plain").unwrap();
+    check("email text", &text);
+    assert!(text.contains("private_key=[REDACTED]"), "{text}");
+    check("email html", &m.part("text/html").unwrap());
+}

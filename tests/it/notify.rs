@@ -3,7 +3,8 @@
 
 use crate::harness::Workspace;
 use crate::servers::{
-    HttpServer, MailServer, Reply, SmtpsServer, closed_port, test_ca_path, wait_until,
+    HttpServer, MailOptions, MailServer, Reply, SmtpsServer, closed_port, test_ca_path,
+    wait_until,
 };
 
 const JWT: &str =
@@ -943,4 +944,219 @@ url = "{}"
     check("email text", &text);
     assert!(text.contains("private_key=[REDACTED]"), "{text}");
     check("email html", &m.part("text/html").unwrap());
+}
+
+/// The `next_attempt` of the only outbox row of `channel`.
+fn next_attempt(ws: &Workspace, channel: &str) -> jiff::Timestamp {
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .unwrap_or_else(|| panic!("no outbox row for {channel}: {list}"));
+    row["next_attempt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next attempt: {row}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until the wall clock has passed `t`.
+fn wait_past(t: jiff::Timestamp) {
+    wait_until("the backoff to pass", || jiff::Timestamp::now() > t);
+}
+
+fn outbox_row(ws: &Workspace, channel: &str) -> serde_json::Value {
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_later_scan_retries_a_refused_webhook_once_the_configured_backoff_has_passed() {
+    let hook = HttpServer::start(&[Reply::Status(503)]);
+    let ws = Workspace::new();
+    setup(
+        &ws,
+        &hook_config(&hook.url("/h"), "backoff = \"2s\""),
+        r#""hook""#,
+        "",
+    );
+    let out = ws.recur().args(["scan", "logs"]).run().code(1);
+    assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
+    let due = next_attempt(&ws, "hook");
+
+    // A scan inside the backoff leaves the row alone. Checked only when this scan provably
+    // ran before the backoff ended, so a slow machine cannot make the test fail.
+    ws.recur().args(["scan", "logs"]).run();
+    if jiff::Timestamp::now() < due {
+        assert_eq!(hook.requests().len(), 1, "retried before the backoff passed");
+    }
+
+    // After the backoff, the next scan (nothing new in the logs) retries by itself.
+    wait_past(due);
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[0].header("Idempotency-Key"),
+        reqs[1].header("Idempotency-Key")
+    );
+    let row = outbox_row(&ws, "hook");
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(row["attempts"], 2, "{row}");
+
+    // And only once.
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    assert_eq!(hook.requests().len(), 2);
+}
+
+#[test]
+fn email_is_retried_by_later_scans_while_the_server_is_down_then_refusing_then_back() {
+    let port = closed_port();
+    let ws = Workspace::new();
+    let config = format!(
+        r#"
+[notify]
+timeout = "3s"
+backoff = "1s"
+[channels.mail]
+type = "email"
+url = "smtp://127.0.0.1:{port}"
+tls = "none"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+"#
+    );
+    setup(&ws, &config, r#""mail""#, "");
+
+    // Down: nothing listens.
+    let out = ws.recur().args(["scan", "logs"]).run().code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("TCP connect to 127.0.0.1:{port} refused")),
+        "{}",
+        out.stderr
+    );
+    let due = next_attempt(&ws, "mail");
+
+    // Up, on the same port, but refusing the first message with a temporary error.
+    let smtp = MailServer::start(MailOptions {
+        port,
+        refuse_first: 1,
+        ..Default::default()
+    });
+    wait_past(due);
+    let out = ws.recur().args(["scan", "logs"]).run();
+    assert!(out.stderr.contains("451"), "{}", out.stderr);
+    assert_eq!(smtp.attempts(), 1);
+    assert!(smtp.mails().is_empty());
+    let row = outbox_row(&ws, "mail");
+    assert_eq!(row["status"], "pending", "{row}");
+    assert_eq!(row["attempts"], 2, "{row}");
+
+    // Accepting now: the backoff (doubled) passes and a scan delivers.
+    wait_past(next_attempt(&ws, "mail"));
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    let m = &mails[0];
+    assert!(
+        m.header("subject").unwrap().contains("WS_NO_TOKEN_001"),
+        "{:?}",
+        m.header("subject")
+    );
+    let key = m.header("x-recur-dedup-key").unwrap();
+    assert_eq!(
+        m.header("message-id").unwrap(),
+        recur::sink::render::message_id(&key, "recur@example.com")
+    );
+    let row = outbox_row(&ws, "mail");
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(row["attempts"], 3, "{row}");
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    assert_eq!(smtp.mails().len(), 1);
+}
+
+#[test]
+fn concurrent_drains_send_each_notification_once() {
+    // A slow receiver keeps the first drain inside its first send while the second starts:
+    // without a claim on each delivery both would send both notifications.
+    let hook = HttpServer::start(&[Reply::Slow(std::time::Duration::from_secs(2)); 4]);
+    let ws = Workspace::new();
+    ws.write("recur.toml", hook_config(&hook.url("/h"), ""));
+    ws.rule("a", &rule(r#""hook""#, ""));
+    ws.rule(
+        "b",
+        &rule(r#""hook""#, "").replace("WS_NO_TOKEN_001", "WS_NO_TOKEN_002"),
+    );
+    ws.write("logs/app.log", logs());
+    ws.recur()
+        .args(["scan", "--no-notify", "logs"])
+        .run()
+        .code(1);
+    assert_eq!(outbox_rows(&ws), 2);
+
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            ws.recur()
+                .args(["outbox", "flush", "--format", "json"])
+                .run()
+        });
+        wait_until("the first drain to be sending", || {
+            !hook.requests().is_empty()
+        });
+        let second = ws
+            .recur()
+            .args(["outbox", "flush", "--format", "json"])
+            .run();
+        (first.join().unwrap(), second)
+    });
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let sent = first.json()["sent"].as_u64().unwrap() + second.json()["sent"].as_u64().unwrap();
+    assert_eq!(sent, 2, "first: {}\nsecond: {}", first.stdout, second.stdout);
+    let reqs = hook.requests();
+    let mut keys: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "a notification was sent twice: {keys:?}");
+    assert_ne!(keys[0], keys[1]);
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .json();
+    assert!(
+        list.as_array().unwrap().iter().all(|d| d["status"] == "sent"),
+        "{list}"
+    );
+}
+
+fn outbox_rows(ws: &Workspace) -> usize {
+    ws.recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .len()
 }

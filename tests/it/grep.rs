@@ -650,6 +650,13 @@ fn redact_masks_secrets_in_every_output() {
     }
 }
 
+/// Whether tests must fail rather than skip when a tool they drive is missing: in CI (`CI`
+/// set, as CI services do) or when `RECUR_REQUIRE_TOOLS` is set (`.ci/run` sets it).
+fn tools_required() -> bool {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false");
+    set("CI") || set("RECUR_REQUIRE_TOOLS")
+}
+
 /// Runs `recur ARGS` on a pseudo-terminal (util-linux `script`), or `None` when `script` is
 /// not installed. Returns the exit code and what the terminal showed.
 fn on_terminal(ws: &Workspace, args: &str, no_color: bool) -> Option<(i32, String)> {
@@ -677,7 +684,13 @@ fn on_terminal(ws: &Workspace, args: &str, no_color: bool) -> Option<(i32, Strin
 fn on_a_terminal_colour_is_automatic_and_stdin_is_not_read() {
     let ws = events_ws();
     let Some((code, shown)) = on_terminal(&ws, "grep JWT logs/events.jsonl", false) else {
-        eprintln!("skipped: `script` is not installed");
+        // A developer machine may lack `script`; CI installs it and must not skip silently.
+        assert!(
+            !tools_required(),
+            "`script` (bsdutils/util-linux) is not installed, and CI or RECUR_REQUIRE_TOOLS \
+             says the tests must not skip: install it (`apt-get install bsdutils`)"
+        );
+        eprintln!("skipped: `script` is not installed (apt-get install bsdutils)");
         return;
     };
     assert_eq!(code, 0, "{shown}");

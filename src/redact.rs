@@ -112,8 +112,7 @@ impl Redactor {
         SENSITIVE_NAME_PARTS.iter().any(|p| lower.contains(p))
             || words(name).iter().any(|w| {
                 w == "key"
-                    || w
-                        .strip_suffix("key")
+                    || w.strip_suffix("key")
                         .is_some_and(|head| KEY_COMPOUNDS.contains(&head))
             })
     }
@@ -395,7 +394,14 @@ mod tests {
         ] {
             assert!(r.sensitive_name(name), "{name}");
         }
-        for name in ["keyboard", "monkey", "keyspace", "turkey", "hotkeys", "api_key_count"] {
+        for name in [
+            "keyboard",
+            "monkey",
+            "keyspace",
+            "turkey",
+            "hotkeys",
+            "api_key_count",
+        ] {
             assert!(!r.sensitive_name(name), "{name}");
         }
     }

@@ -563,6 +563,64 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
+/// Runs `recur ARGS`, reads one line of its output and closes the pipe (`| head -1`).
+/// Returns the exit code and stderr.
+fn first_line_then_close(ws: &Workspace, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .current_dir(ws.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        first,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_file_error_still_exits_2_when_the_pipe_closes_afterwards() {
+    let ws = Workspace::new();
+    let mut s = String::new();
+    for i in 0..200_000 {
+        s.push_str(&format!("line {i} with a match\n"));
+    }
+    ws.write("big.log", &s);
+    // A path that does not exist, before the output is closed.
+    let (code, first, stderr) =
+        first_line_then_close(&ws, &["grep", "match", "missing.log", "big.log"]);
+    assert!(first.ends_with("line 0 with a match\n"), "{first}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("missing.log: no such file"), "{stderr}");
+    // A read error (a truncated archive) in a file printed before the pipe closes: the
+    // error is still reported and still decides the exit code.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(s.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    ws.write("a-cut.gz", &gz[..gz.len() / 2]);
+    let (code, first, stderr) =
+        first_line_then_close(&ws, &["grep", "match", "a-cut.gz", "big.log"]);
+    assert_eq!(
+        first, "a-cut.gz:1:line 0 with a match\n",
+        "printed from the archive"
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("a-cut.gz"), "{stderr}");
+    assert!(stderr.contains("truncated"), "{stderr}");
+    // Without an error, closing the pipe is still not one.
+    let (code, _, stderr) = first_line_then_close(&ws, &["grep", "match", "big.log", "big.log"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
 #[test]
 fn never_touches_the_state() {
     let ws = Workspace::new();
@@ -653,7 +711,8 @@ fn redact_masks_secrets_in_every_output() {
 /// Whether tests must fail rather than skip when a tool they drive is missing: in CI (`CI`
 /// set, as CI services do) or when `RECUR_REQUIRE_TOOLS` is set (`.ci/run` sets it).
 fn tools_required() -> bool {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false");
+    let set =
+        |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false");
     set("CI") || set("RECUR_REQUIRE_TOOLS")
 }
 

@@ -3,8 +3,7 @@
 
 use crate::harness::Workspace;
 use crate::servers::{
-    HttpServer, MailOptions, MailServer, Reply, SmtpsServer, closed_port, test_ca_path,
-    wait_until,
+    HttpServer, MailOptions, MailServer, Reply, SmtpsServer, closed_port, test_ca_path, wait_until,
 };
 
 const JWT: &str =
@@ -1005,7 +1004,11 @@ fn a_later_scan_retries_a_refused_webhook_once_the_configured_backoff_has_passed
     // ran before the backoff ended, so a slow machine cannot make the test fail.
     ws.recur().args(["scan", "logs"]).run();
     if jiff::Timestamp::now() < due {
-        assert_eq!(hook.requests().len(), 1, "retried before the backoff passed");
+        assert_eq!(
+            hook.requests().len(),
+            1,
+            "retried before the backoff passed"
+        );
     }
 
     // After the backoff, the next scan (nothing new in the logs) retries by itself.
@@ -1130,7 +1133,11 @@ fn concurrent_drains_send_each_notification_once() {
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(second.code, 0, "{}", second.stderr);
     let sent = first.json()["sent"].as_u64().unwrap() + second.json()["sent"].as_u64().unwrap();
-    assert_eq!(sent, 2, "first: {}\nsecond: {}", first.stdout, second.stdout);
+    assert_eq!(
+        sent, 2,
+        "first: {}\nsecond: {}",
+        first.stdout, second.stdout
+    );
     let reqs = hook.requests();
     let mut keys: Vec<&str> = reqs
         .iter()
@@ -1145,7 +1152,10 @@ fn concurrent_drains_send_each_notification_once() {
         .run()
         .json();
     assert!(
-        list.as_array().unwrap().iter().all(|d| d["status"] == "sent"),
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "sent"),
         "{list}"
     );
 }

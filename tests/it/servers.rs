@@ -254,7 +254,12 @@ impl MailHandler {
 }
 
 impl mailin_embedded::Handler for MailHandler {
-    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> mailin_embedded::Response {
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        from: &str,
+    ) -> mailin_embedded::Response {
         *self.shared.attempts.lock().unwrap() += 1;
         let mut left = self.shared.refusals_left.lock().unwrap();
         if *left > 0 {

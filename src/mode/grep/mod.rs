@@ -453,7 +453,7 @@ pub fn run(
         totals: Totals::default(),
     };
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
-    ordered::run(
+    let printed = ordered::run(
         units.len(),
         threads,
         threads * 2 + 2,
@@ -475,12 +475,31 @@ pub fn run(
             ..Default::default()
         },
         |i, r| printer.unit(&units[i], r),
-    )?;
-    printer.finish_input()?;
-    had_error |= printer.totals.errors > 0;
-    let totals = std::mem::take(&mut printer.totals);
-    printer.summary(&totals, &args.fields, &args.count_by, rule.as_ref())?;
-    printer.out.flush()?;
+    )
+    .and_then(|()| printer.finish_input());
+    let totals = match printed {
+        Ok(()) => {
+            had_error |= printer.totals.errors > 0;
+            let totals = std::mem::take(&mut printer.totals);
+            match printer
+                .summary(&totals, &args.fields, &args.count_by, rule.as_ref())
+                .and_then(|()| printer.out.flush())
+            {
+                Ok(()) => totals,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(if had_error { 2 } else { 0 });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The reader closed the pipe (`| head`): not an error in itself, so stop quietly —
+        // but an error already met in a file still decides the exit code, and is still said.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            had_error |= printer.abandon() > 0;
+            return Ok(if had_error { 2 } else { 0 });
+        }
+        Err(e) => return Err(e.into()),
+    };
     drop(printer);
     if args.stats {
         write_stats(err, &totals, started.elapsed().as_secs_f64())?;
@@ -651,6 +670,10 @@ impl<W: Write> Printer<'_, W> {
             error: None,
         });
         let base = cur.line_base;
+        // Noted before printing, so that an output closed while printing still knows of it.
+        if cur.error.is_none() {
+            cur.error = r.error.take().map(|(l, m)| (l.map(|l| l + base), m));
+        }
         let name = self.inputs[unit.input].display_name();
         for (line, entry) in r.entries.drain(..) {
             match entry {
@@ -679,14 +702,28 @@ impl<W: Write> Printer<'_, W> {
         self.totals.untimed += r.untimed;
         cur.matched += r.matched;
         cur.invalid.merge(&r.invalid, base);
-        if cur.error.is_none() {
-            cur.error = r.error.map(|(l, m)| (l.map(|l| l + base), m));
-        }
         cur.line_base += r.lines;
         self.totals.stats.add(&r.stats);
         self.totals.matched += r.matched;
         // Whole units are printed as they complete: a long search shows progress.
         self.out.flush()
+    }
+
+    /// After the output closed: reports the error of the input being printed, if it had one,
+    /// on stderr (which may still be open). Returns the number of inputs with an error.
+    fn abandon(&mut self) -> u64 {
+        if let Some(cur) = self.current.take() {
+            if let Some((line, message)) = cur.error {
+                self.totals.errors += 1;
+                let e = SourceError {
+                    path: self.inputs[cur.idx].display_name(),
+                    line,
+                    message,
+                };
+                let _ = writeln!(self.err, "{}: {e}", paint("error", "1;31", self.color_err));
+            }
+        }
+        self.totals.errors
     }
 
     /// Per-input lines after the input's last unit: `-c`/`-l` output, warnings, errors.

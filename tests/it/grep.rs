@@ -36,7 +36,11 @@ fn ns(ws: &Workspace, args: &[&str]) -> Vec<u64> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v["n"].as_u64().expect("n")
+            // logfmt values are strings.
+            v["n"]
+                .as_u64()
+                .or_else(|| v["n"].as_str()?.parse().ok())
+                .expect("n")
         })
         .collect()
 }
@@ -201,6 +205,78 @@ fn counts_files_and_max_count() {
     assert_eq!(ns(&ws, &["-m", "2", "-w", "code~NO", "logs"]), [1, 2, 1, 2]);
     let out = grep(&ws, &["-c", "-m", "1", "-w", "code~NO", "logs"]).code(0);
     assert_eq!(out.stdout, "logs/events.jsonl:1\nlogs/more.jsonl:1\n");
+}
+
+/// Flat dotted keys (ECS-style JSON, logfmt), nested objects, both at once, and a key with
+/// dots under a nested object.
+const DOTTED: &str = concat!(
+    r#"{"n":1,"log.level":"info","msg":"flat"}"#,
+    "\n",
+    r#"{"n":2,"log":{"level":"info"},"msg":"nested"}"#,
+    "\n",
+    r#"{"n":3,"log.level":"error","log":{"level":"info"},"msg":"both"}"#,
+    "\n",
+    r#"{"n":4,"log":{"level":"warn"},"k8s":{"app.kubernetes.io/name":"gateway"}}"#,
+    "\n",
+    r#"{"n":5,"msg":"neither"}"#,
+    "\n",
+);
+
+#[test]
+fn dotted_names_read_the_flat_key_first_and_quotes_name_one_key() {
+    let ws = Workspace::new();
+    ws.write("logs/d.jsonl", DOTTED);
+    ws.write(
+        "logs/f.log",
+        "n=6 log.level=info msg=logfmt\nn=7 log.level=debug msg=logfmt\n",
+    );
+    let cases: &[(&[&str], &[u64])] = &[
+        // Unquoted: the flat key when present (3 has both and says error), else nested.
+        (&["-w", "log.level=info"], &[1, 2, 6]),
+        (&["-w", "log.level=error"], &[3]),
+        (&["-w", "log.level!=info"], &[3, 4, 5, 7]),
+        (&["-w", "log.level~^(warn|debug)$"], &[4, 7]),
+        (&["-w", "log.level?"], &[1, 2, 3, 4, 6, 7]),
+        // Quoted: exactly the flat key, as in rule files.
+        (&["-w", r#""log.level"=info"#], &[1, 6]),
+        (&["-w", r#""log.level"?"#], &[1, 3, 6, 7]),
+        (&["-w", r#""log.level"!=info"#], &[2, 3, 4, 5, 7]),
+        // A quoted key inside a nested path.
+        (&["-w", r#"k8s."app.kubernetes.io/name"=gateway"#], &[4]),
+        // Two dotted filters together.
+        (&["-w", "log.level=info", "-w", "msg!=flat"], &[2, 6]),
+    ];
+    for (args, want) in cases {
+        let mut a = args.to_vec();
+        a.push("logs");
+        assert_eq!(&ns(&ws, &a), want, "{args:?}");
+    }
+    let out = grep(
+        &ws,
+        &["--fields", r#"n,log.level,"log.level",msg"#, "", "logs"],
+    )
+    .code(0);
+    insta::assert_snapshot!("grep_fields_dotted", out.stdout);
+    let out = grep(&ws, &["--count-by", "log.level", "", "logs"]).code(0);
+    insta::assert_snapshot!("grep_count_by_dotted", out.stdout);
+    let out = grep(
+        &ws,
+        &["--count-by", r#"k8s."app.kubernetes.io/name""#, "", "logs"],
+    )
+    .code(0);
+    assert!(out.stdout.contains("gateway"), "{}", out.stdout);
+    // Badly quoted names are errors, not silently absent fields.
+    for bad in [
+        r#""log.level=info"#,
+        r#"log"x"=1"#,
+        "log..level=1",
+        "log.=1",
+    ] {
+        let out = grep(&ws, &["-w", bad, "logs"]).code(2);
+        assert!(out.stderr.contains("field name"), "{bad}: {}", out.stderr);
+    }
+    let out = grep(&ws, &["--fields", r#""n"#, "", "logs"]).code(2);
+    assert!(out.stderr.contains("unclosed quote"), "{}", out.stderr);
 }
 
 #[test]

@@ -99,22 +99,10 @@ impl Redactor {
         })
     }
 
-    /// Whether a field (or a `name=value` pair) of this name holds a secret.
+    /// Whether a field (or a `name=value` pair) of this name holds a secret: the built-in
+    /// rule ([`sensitive_name`]) or one of `[redact] fields`.
     pub fn sensitive_name(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        if self.extra_fields.contains(&lower) {
-            return true;
-        }
-        // `*_present`/`has_*` flags describe a secret without holding one; keep them readable.
-        if lower.ends_with("_present") || lower.starts_with("has_") || lower.ends_with("_count") {
-            return false;
-        }
-        SENSITIVE_NAME_PARTS.iter().any(|p| lower.contains(p))
-            || words(name).iter().any(|w| {
-                w == "key"
-                    || w.strip_suffix("key")
-                        .is_some_and(|head| KEY_COMPOUNDS.contains(&head))
-            })
+        self.extra_fields.contains(&name.to_ascii_lowercase()) || sensitive_name(name)
     }
 
     /// Masks secrets in free text.
@@ -181,6 +169,21 @@ impl Redactor {
         };
         cap_text(&strip_controls(&text), cap)
     }
+}
+
+/// The built-in rule for names that hold secrets (see the module documentation).
+pub fn sensitive_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    // `*_present`/`has_*` flags describe a secret without holding one; keep them readable.
+    if lower.ends_with("_present") || lower.starts_with("has_") || lower.ends_with("_count") {
+        return false;
+    }
+    SENSITIVE_NAME_PARTS.iter().any(|p| lower.contains(p))
+        || words(name).iter().any(|w| {
+            w == "key"
+                || w.strip_suffix("key")
+                    .is_some_and(|head| KEY_COMPOUNDS.contains(&head))
+        })
 }
 
 /// Whether a value is a flag, or a structure holding nothing but flags: booleans and nulls

@@ -1170,3 +1170,42 @@ fn outbox_rows(ws: &Workspace) -> usize {
         .unwrap()
         .len()
 }
+
+#[test]
+fn check_never_echoes_receiver_urls_or_passwords() {
+    let ws = Workspace::new();
+    ws.rule("ws", &rule(r#""hook""#, ""));
+    ws.write(
+        "recur.toml",
+        r#"[channels.hook]
+type = "webhook"
+url = "ftp://hooks.example.com/services/T0/B0/very-secret-token"
+[channels.chat]
+type = "slack"
+url = "https://hooks.slack.com/services/T1/B1/another-secret"
+url_env = "RECUR_SLACK_WEBHOOK"
+[channels.mail]
+type = "email"
+url = "smtp://bob:hunter2@mail.example.com:25"
+tls = "bogus"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+password = "pa55word-in-the-file"
+"#,
+    );
+    let out = ws.recur().arg("check").run().code(1);
+    for secret in [
+        "very-secret-token",
+        "hooks.example.com",
+        "another-secret",
+        "hunter2",
+        "pa55word",
+    ] {
+        assert!(
+            !out.stderr.contains(secret),
+            "`{secret}` echoed:\n{}",
+            out.stderr
+        );
+    }
+    insta::assert_snapshot!("check_masks_secrets", out.stderr);
+}

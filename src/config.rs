@@ -17,6 +17,7 @@
 //! max_notifications = 20                 # per run; the rest fold into one digest
 //! max_attempts      = 8                  # sends before an outbox entry is given up
 //! timeout           = "10s"
+//! backoff           = "30s"              # wait after the first failed send; doubles, max 1h
 //!
 //! [redact]
 //! fields   = ["session_id"]              # extra field names to mask in samples
@@ -75,7 +76,7 @@ const INPUT_KEYS: &[&str] = &[
     "max_line_bytes",
 ];
 const STATE_KEYS: &[&str] = &["path"];
-const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout"];
+const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout", "backoff"];
 const REDACT_KEYS: &[&str] = &["fields", "patterns"];
 const COVERAGE_KEYS: &[&str] = &["mode"];
 const COVERAGE_MODES: &[&str] = &["sampled", "exact"];
@@ -169,6 +170,9 @@ pub struct NotifyConfig {
     pub max_attempts: u32,
     /// Per-send network timeout.
     pub timeout: SignedDuration,
+    /// Wait before retrying after the first failed send; it doubles with each further failure,
+    /// up to an hour (or this value, when it is longer).
+    pub backoff: SignedDuration,
 }
 
 impl Default for NotifyConfig {
@@ -177,6 +181,7 @@ impl Default for NotifyConfig {
             max_notifications: 20,
             max_attempts: 8,
             timeout: SignedDuration::from_secs(10),
+            backoff: SignedDuration::from_secs(30),
         }
     }
 }
@@ -457,10 +462,12 @@ fn read_notify(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<NotifyConfig> {
             .and_then(|n| u32::try_from(n).ok())
     });
     let timeout = r.optional(t, "timeout", d.timeout, |r, i| r.duration("timeout", i));
+    let backoff = r.optional(t, "backoff", d.backoff, |r, i| r.duration("backoff", i));
     Some(NotifyConfig {
         max_notifications: max_notifications?,
         max_attempts: max_attempts?,
         timeout: timeout?,
+        backoff: backoff?,
     })
 }
 

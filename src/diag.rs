@@ -105,17 +105,123 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// A file's text as shown in snippets: secret values replaced by the mask, with what is
+/// needed to move spans of the real text onto it.
+struct Shown {
+    text: String,
+    /// (range in the real text, range of its replacement in `text`), in order.
+    edits: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Shown {
+    /// Masks every value a diagnostic must not echo: the value of a `url`/`*_url` key
+    /// (webhook and Slack URLs carry their token in the path), of any key named like a secret
+    /// (`password`, `token`, `api_key` … — the notification redaction's rule, but not the
+    /// `*_env` keys, which name variables), and the user:password part of any URL. Only the
+    /// inside of the quotes is replaced, so the caret still points at the value.
+    fn new(text: &str) -> Shown {
+        let mut secret: Vec<Range<usize>> = Vec::new();
+        for c in secret_value_re().captures_iter(text) {
+            let key = c["key"].trim_matches(['"', '\'']);
+            let lower = key.to_ascii_lowercase();
+            let is_secret = !lower.ends_with("_env")
+                && (lower == "url"
+                    || lower.ends_with("_url")
+                    || crate::redact::sensitive_name(key));
+            let v = c.name("val").expect("value group");
+            let quote = &v.as_str()[..1];
+            // The inside of the quotes (an unclosed string runs to the end of its line).
+            let start = v.start() + 1;
+            let end = if v.len() > 1 && v.as_str().ends_with(quote) {
+                v.end() - 1
+            } else {
+                v.end()
+            };
+            if is_secret && start < end {
+                secret.push(start..end);
+            }
+        }
+        for c in userinfo_re().captures_iter(text) {
+            let m = c.name("userinfo").expect("userinfo group");
+            if !secret
+                .iter()
+                .any(|r| r.start <= m.start() && m.end() <= r.end)
+            {
+                secret.push(m.range());
+            }
+        }
+        secret.sort_by_key(|r| r.start);
+        let mut out = String::with_capacity(text.len());
+        let mut edits = Vec::new();
+        let mut at = 0;
+        for r in secret {
+            if r.start < at {
+                continue;
+            }
+            out.push_str(&text[at..r.start]);
+            let new_start = out.len();
+            out.push_str(crate::redact::MASK);
+            edits.push((r.clone(), new_start..out.len()));
+            at = r.end;
+        }
+        out.push_str(&text[at..]);
+        Shown { text: out, edits }
+    }
+
+    /// Where a byte offset of the real text falls in the shown text (inside a masked value:
+    /// the mask's start, or its end for the end of a span).
+    fn map(&self, offset: usize, is_end: bool) -> usize {
+        let mut delta: isize = 0;
+        for (old, new) in &self.edits {
+            if offset <= old.start {
+                break;
+            }
+            if offset < old.end {
+                return if is_end { new.end } else { new.start };
+            }
+            delta += new.len() as isize - old.len() as isize;
+        }
+        offset.saturating_add_signed(delta)
+    }
+}
+
+/// `key = "value"` (or `'value'`), at the start of a line or inside an inline table.
+fn secret_value_re() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?m)(?:^|[{,])[ \t]*(?P<key>[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')[ \t]*=[ \t]*(?P<val>"(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?)"#,
+        )
+        .expect("secret value pattern compiles")
+    })
+}
+
+/// The `user:password` of a URL (`smtp://user:password@host`).
+fn userinfo_re() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://(?P<userinfo>[^/@\s"']+)@"#)
+            .expect("userinfo pattern compiles")
+    })
+}
+
 /// Renders every diagnostic, rustc style, in the order given.
 ///
 /// `sources` supplies the text of the files the diagnostics point into; a diagnostic whose file
 /// is not among them (or that has no span) is rendered without a source snippet, with just a
 /// ` --> path` line so the user still knows where to look. With `color`, ANSI escapes are used.
+///
+/// Snippets never echo secrets: values of URL and secret-named keys are shown masked (see
+/// [`Shown::new`]). Line numbers are the real file's; a column counts the mask instead of a
+/// value masked earlier on the same line.
 pub fn render(diags: &[Diagnostic], sources: &[SourceText], color: bool) -> String {
+    let shown: Vec<Shown> = sources.iter().map(|s| Shown::new(&s.text)).collect();
     let mut files = SimpleFiles::new();
     let ids: Vec<(&Path, usize)> = sources
         .iter()
-        .map(|s| {
-            let id = files.add(s.path.display().to_string(), s.text.as_str());
+        .zip(&shown)
+        .map(|(s, sh)| {
+            let id = files.add(s.path.display().to_string(), sh.text.as_str());
             (s.path.as_path(), id)
         })
         .collect();
@@ -139,7 +245,8 @@ pub fn render(diags: &[Diagnostic], sources: &[SourceText], color: bool) -> Stri
                 let text = sources[id].text.as_str();
                 let start = floor_char_boundary(text, span.start.min(text.len()));
                 let end = floor_char_boundary(text, span.end.clamp(start, text.len()));
-                let mut label = Label::primary(id, start..end);
+                let (start, end) = (shown[id].map(start, false), shown[id].map(end, true));
+                let mut label = Label::primary(id, start..end.max(start));
                 if let Some(l) = &d.label {
                     label = label.with_message(l);
                 }
@@ -230,6 +337,50 @@ mod tests {
         );
         assert!(s.contains("= help: check it"), "{s}");
         assert_eq!(d.one_line(None), "recur.toml: cannot read file");
+    }
+
+    #[test]
+    fn snippets_mask_urls_and_secret_values_and_keep_the_caret_on_them() {
+        let text = "[channels.hook]\ntype = \"webhook\"\nurl = \"ftp://hooks.example.com/T0/very-secret-token\"\n\
+                    [channels.m]\nurl = \"smtp://bob:hunter2@mail\", tls = \"bogus\"\n\
+                    password = 'pa55word'\npassword_env = \"SMTP_PASSWORD\"\nfrom = \"a@b.c\"\n";
+        let src = SourceText::new("recur.toml", text);
+        let at = |needle: &str| {
+            let i = text.find(needle).unwrap();
+            i..i + needle.len()
+        };
+        let diags = [
+            Diagnostic::new(
+                "recur.toml",
+                Some(at("\"ftp://hooks.example.com/T0/very-secret-token\"")),
+                "bad url",
+            )
+            .with_label("not an HTTP URL"),
+            Diagnostic::new("recur.toml", Some(at("\"bogus\"")), "unknown tls").with_label("here"),
+            Diagnostic::new("recur.toml", Some(at("password")), "unknown key `password`"),
+            Diagnostic::new("recur.toml", Some(at("SMTP_PASSWORD")), "env").with_label("name"),
+        ];
+        let s = render(&diags, std::slice::from_ref(&src), false);
+        for secret in [
+            "very-secret-token",
+            "hooks.example.com",
+            "hunter2",
+            "bob:",
+            "pa55word",
+        ] {
+            assert!(!s.contains(secret), "`{secret}` echoed:\n{s}");
+        }
+        assert!(s.contains("url = \"[REDACTED]\""), "{s}");
+        assert!(
+            s.contains("^^^^^^^^^^^^ not an HTTP URL"),
+            "caret under the mask:\n{s}"
+        );
+        assert!(s.contains("recur.toml:3:7"), "{s}");
+        assert!(s.contains("password = '[REDACTED]'"), "{s}");
+        // Variable names and ordinary values stay readable.
+        assert!(s.contains("password_env = \"SMTP_PASSWORD\""), "{s}");
+        assert!(s.contains("^^^^^^^ here"), "{s}");
+        assert!(s.contains("^^^^^^^^^^^^^ name"), "{s}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ path = "/var/lib/recur/state.db"
 max_notifications = 5
 max_attempts      = 3
 timeout           = "30s"
+backoff           = "2s"
 
 [redact]
 fields   = ["session_id"]
@@ -86,7 +87,8 @@ fn parses_a_full_config() {
         NotifyConfig {
             max_notifications: 5,
             max_attempts: 3,
-            timeout: SignedDuration::from_secs(30)
+            timeout: SignedDuration::from_secs(30),
+            backoff: SignedDuration::from_secs(2),
         }
     );
     assert_eq!(c.redact.fields, ["session_id"]);
@@ -135,6 +137,7 @@ fn defaults_without_a_file_or_with_an_empty_one() {
     assert_eq!(d.notify.max_notifications, 20);
     assert_eq!(d.notify.max_attempts, 8);
     assert_eq!(d.notify.timeout, SignedDuration::from_secs(10));
+    assert_eq!(d.notify.backoff, SignedDuration::from_secs(30));
     assert_eq!(d.input.max_line_bytes, 1_048_576);
     let dc = d.decode_config();
     let def = DecodeConfig::default();

@@ -124,10 +124,23 @@ pub struct DrainStats {
     pub errors: Vec<String>,
 }
 
-/// Backoff before attempt `n + 1` after `n` failures: 30s, 1m, 2m, … capped at 1h.
-pub fn backoff(attempts: u32) -> SignedDuration {
-    let secs = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(7));
-    SignedDuration::from_secs(secs.min(3600))
+/// Backoff before attempt `n + 1` after `n` failures: `base` (`[notify] backoff`, 30 s by
+/// default), then doubling — 30 s, 1 min, 2 min, … — capped at an hour, or at `base` when
+/// that is longer.
+pub fn backoff(base: SignedDuration, attempts: u32) -> SignedDuration {
+    let cap = base.max(SignedDuration::from_hours(1));
+    let factor = 1i32 << attempts.saturating_sub(1).min(20);
+    base.checked_mul(factor).map_or(cap, |d| d.min(cap))
+}
+
+/// How long a run may hold a delivery it is sending before another run may take it over
+/// (the first one presumably died mid-send). Comfortably longer than one send can take with
+/// the configured timeout (connect, TLS, and each protocol step may each use it).
+pub fn lease(timeout: SignedDuration) -> SignedDuration {
+    timeout
+        .checked_mul(6)
+        .unwrap_or(SignedDuration::MAX)
+        .max(SignedDuration::from_secs(60))
 }
 
 /// How a drain picks its rows.
@@ -160,11 +173,16 @@ pub fn drain(
     )
 }
 
-/// Sends due outbox rows: send, then mark sent. A failure keeps the row pending with
+/// Sends due outbox rows: claim, send, then mark sent. A failure keeps the row pending with
 /// exponential backoff until `[notify] max_attempts`, then marks it failed. Each channel is
 /// built once; once a channel fails in a run its remaining rows wait for the next run, so a
 /// dead mail server costs one timeout per run, not one per notification, and never holds up
 /// the other channels.
+///
+/// Each row is claimed just before its send ([`Store::claim_delivery`]): runs draining the
+/// same outbox at once (overlapping cron scans, `watch` and `outbox flush`) send each
+/// notification once, and a row claimed by a run that died is retried when its [`lease`]
+/// expires — with the same dedup key, so a receiver that dedups still sees one message.
 pub fn drain_with(
     store: &mut dyn Store,
     rules: &[Remediation],
@@ -175,10 +193,12 @@ pub fn drain_with(
     due: Due,
 ) -> Result<DrainStats, StoreError> {
     let mut stats = DrainStats::default();
-    let rows = match due {
-        Due::Backoff => store.due_deliveries(now)?,
-        Due::All => store.due_deliveries(Timestamp::MAX)?,
+    let due_by = match due {
+        Due::Backoff => now,
+        Due::All => Timestamp::MAX,
     };
+    let rows = store.due_deliveries(due_by)?;
+    let lease_until = now + lease(config.notify.timeout);
     let max_attempts = config.notify.max_attempts.max(1);
     let mut channels: BTreeMap<String, Result<Box<dyn Channel>, SendError>> = BTreeMap::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
@@ -188,6 +208,10 @@ pub fn drain_with(
             continue;
         }
         let Some(intent) = store.intent(&d.key)? else {
+            continue;
+        };
+        // Another run is sending it, or sent it since the rows were listed: not ours.
+        let Some(d) = store.claim_delivery(&d.key, &d.channel, due_by, now, lease_until)? else {
             continue;
         };
         let rule = rules.iter().find(|r| r.id == intent.remediation);
@@ -227,9 +251,11 @@ pub fn drain_with(
                 upd.last_error = Some(msg.clone());
                 if upd.attempts >= max_attempts {
                     upd.status = DeliveryStatus::Failed;
+                    upd.next_attempt = None;
                     stats.failed += 1;
                 } else {
-                    upd.next_attempt = Some(now + backoff(upd.attempts));
+                    upd.status = DeliveryStatus::Pending;
+                    upd.next_attempt = Some(now + backoff(config.notify.backoff, upd.attempts));
                     stats.retrying += 1;
                 }
                 stats.errors.push(format!(
@@ -253,4 +279,127 @@ pub fn drain_with(
         store.update_delivery(&upd)?;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use crate::track::{IntentDraft, IntentKind};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_configured_base_up_to_an_hour() {
+        let s = SignedDuration::from_secs;
+        assert_eq!(backoff(s(30), 1), s(30));
+        assert_eq!(backoff(s(30), 2), s(60));
+        assert_eq!(backoff(s(30), 3), s(120));
+        assert_eq!(backoff(s(30), 9), s(3600));
+        assert_eq!(backoff(s(1), 1), s(1));
+        assert_eq!(backoff(s(1), 4), s(8));
+        assert_eq!(backoff(s(1), 60), s(3600));
+        assert_eq!(backoff(s(7200), 3), s(7200), "a longer base is its own cap");
+        assert_eq!(lease(s(10)), s(60));
+        assert_eq!(lease(s(30)), s(180));
+    }
+
+    /// Two connections to one file, as two processes would have.
+    #[test]
+    fn a_delivery_is_claimed_by_one_run_and_an_expired_claim_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = SqliteStore::open(&path).unwrap();
+        let mut b = SqliteStore::open(&path).unwrap();
+        let draft = IntentDraft {
+            remediation: "R".into(),
+            kind: IntentKind::Open,
+            key: "R/x/0".into(),
+            episode_start: t(1000),
+            count: 1,
+            due: t(1000),
+        };
+        a.add_intents(
+            &[(draft, DeliveryStatus::Pending, vec!["hook".into()], vec![])],
+            t(1000),
+        )
+        .unwrap();
+        let now = t(2000);
+        let claimed = a
+            .claim_delivery("R/x/0", "hook", now, now, t(2060))
+            .unwrap()
+            .expect("a pending row is claimed");
+        assert_eq!(claimed.status, DeliveryStatus::Pending);
+        assert_eq!(claimed.attempts, 0);
+        // The other run finds it claimed, even ignoring backoff, until the lease ends.
+        assert!(
+            b.claim_delivery("R/x/0", "hook", Timestamp::MAX, now, t(2060))
+                .unwrap()
+                .is_none()
+        );
+        assert!(b.due_deliveries(t(2059)).unwrap().is_empty());
+        // The first run died: after the lease the row is due again and can be claimed.
+        assert_eq!(b.due_deliveries(t(2060)).unwrap().len(), 1);
+        let again = b
+            .claim_delivery("R/x/0", "hook", t(2061), t(2061), t(2121))
+            .unwrap()
+            .expect("an expired claim is taken over");
+        // Still pending for status and prune while it is claimed.
+        assert_eq!(
+            a.intent("R/x/0").unwrap().unwrap().status,
+            DeliveryStatus::Pending
+        );
+        assert_eq!(a.prune(t(1_000_000)).unwrap().intents, 0);
+        b.update_delivery(&Delivery {
+            status: DeliveryStatus::Sent,
+            attempts: again.attempts + 1,
+            next_attempt: None,
+            ..again
+        })
+        .unwrap();
+        // Sent: nobody claims it any more.
+        assert!(
+            a.claim_delivery("R/x/0", "hook", Timestamp::MAX, t(9999), t(99999))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            a.intent("R/x/0").unwrap().unwrap().status,
+            DeliveryStatus::Sent
+        );
+    }
+
+    #[test]
+    fn a_row_in_backoff_is_claimed_only_when_backoff_is_ignored() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let draft = IntentDraft {
+            remediation: "R".into(),
+            kind: IntentKind::Open,
+            key: "R/x/0".into(),
+            episode_start: t(1000),
+            count: 1,
+            due: t(1000),
+        };
+        s.add_intents(
+            &[(draft, DeliveryStatus::Pending, vec!["hook".into()], vec![])],
+            t(1000),
+        )
+        .unwrap();
+        let mut d = s.deliveries(None).unwrap()[0].clone();
+        d.attempts = 1;
+        d.next_attempt = Some(t(3000));
+        s.update_delivery(&d).unwrap();
+        assert!(
+            s.claim_delivery("R/x/0", "hook", t(2000), t(2000), t(2060))
+                .unwrap()
+                .is_none()
+        );
+        let c = s
+            .claim_delivery("R/x/0", "hook", Timestamp::MAX, t(2000), t(2060))
+            .unwrap()
+            .expect("--force ignores backoff");
+        assert_eq!(c.attempts, 1);
+    }
 }

@@ -182,7 +182,9 @@ impl DeliveryStatus {
     }
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "pending" => DeliveryStatus::Pending,
+            // `sending` is a pending row claimed by a run for one attempt (see
+            // [`Store::claim_delivery`]): still pending as far as anyone else is concerned.
+            "pending" | "sending" => DeliveryStatus::Pending,
             "sent" => DeliveryStatus::Sent,
             "failed" => DeliveryStatus::Failed,
             "suppressed" => DeliveryStatus::Suppressed,
@@ -298,6 +300,21 @@ pub trait Store {
     /// Outbox rows due for an attempt at `now` (pending, next attempt reached).
     fn due_deliveries(&self, now: Timestamp) -> Result<Vec<Delivery>, StoreError>;
     fn deliveries(&self, key: Option<&str>) -> Result<Vec<Delivery>, StoreError>;
+    /// Claims one outbox row for a send attempt, so that of several runs draining the same
+    /// outbox at once (two scans, a scan and `outbox flush`) only one sends it. The row is
+    /// claimed when it is pending and due by `due_by` (its backoff passed; `Timestamp::MAX`
+    /// ignores backoff), or when an earlier claim's lease has expired at `now` (a run that
+    /// died while sending); the claim lasts until `lease_until`. Returns the row as claimed,
+    /// or `None` when another run has it, or it was sent or given up meanwhile. The attempt's
+    /// result is recorded with [`Store::update_delivery`], which ends the claim.
+    fn claim_delivery(
+        &mut self,
+        key: &str,
+        channel: &str,
+        due_by: Timestamp,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
     /// Records an attempt's result on one outbox row.
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError>;
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;

@@ -367,7 +367,7 @@ impl SqliteStore {
 /// is pending, else sent.
 const INTENT_SELECT: &str = "SELECT i.key, i.remediation, i.kind, i.episode_start, i.count, i.due, i.created_at, i.suppressed, i.folded,
     (SELECT CASE WHEN SUM(d.status = 'failed') > 0 THEN 'failed'
-                 WHEN SUM(d.status = 'pending') > 0 THEN 'pending'
+                 WHEN SUM(d.status IN ('pending', 'sending')) > 0 THEN 'pending'
                  ELSE 'sent' END FROM deliveries d WHERE d.key = i.key)
     FROM intents i";
 
@@ -739,7 +739,7 @@ impl Store for SqliteStore {
             .prepare_cached(
                 "SELECT d.key, d.channel, d.status, d.attempts, d.next_attempt, d.last_error
                  FROM deliveries d JOIN intents i ON i.key = d.key
-                 WHERE d.status = 'pending' AND (d.next_attempt IS NULL OR d.next_attempt <= ?1)
+                 WHERE d.status IN ('pending', 'sending') AND (d.next_attempt IS NULL OR d.next_attempt <= ?1)
                  ORDER BY i.due, d.key, d.channel",
             )
             .map_err(|e| self.sql(e))?;
@@ -761,6 +761,31 @@ impl Store for SqliteStore {
             .query_map(params![key], read_delivery)
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn claim_delivery(
+        &mut self,
+        key: &str,
+        channel: &str,
+        due_by: Timestamp,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        // One statement, so the check and the claim are atomic: SQLite serialises writers, and
+        // the second of two racing runs finds the row `sending` with a lease in the future.
+        // While claimed, `next_attempt` holds the lease's end.
+        self.conn
+            .query_row(
+                "UPDATE deliveries SET status = 'sending', next_attempt = ?5
+                 WHERE key = ?1 AND channel = ?2
+                   AND ((status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?3))
+                        OR (status = 'sending' AND next_attempt <= ?4))
+                 RETURNING key, channel, status, attempts, next_attempt, last_error",
+                params![key, channel, ns(due_by), ns(now), ns(lease_until)],
+                read_delivery,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError> {
@@ -960,7 +985,7 @@ impl Store for SqliteStore {
             stats.intents = tx
                 .execute(
                     "DELETE FROM intents WHERE due < ?1
-                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.key = intents.key AND d.status = 'pending')
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.key = intents.key AND d.status IN ('pending', 'sending'))
                        AND NOT EXISTS (SELECT 1 FROM episodes e WHERE e.remediation = intents.remediation AND e.identity = intents.episode_start)",
                     params![cutoff],
                 )

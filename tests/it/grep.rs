@@ -36,7 +36,11 @@ fn ns(ws: &Workspace, args: &[&str]) -> Vec<u64> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v["n"].as_u64().expect("n")
+            // logfmt values are strings.
+            v["n"]
+                .as_u64()
+                .or_else(|| v["n"].as_str()?.parse().ok())
+                .expect("n")
         })
         .collect()
 }
@@ -201,6 +205,78 @@ fn counts_files_and_max_count() {
     assert_eq!(ns(&ws, &["-m", "2", "-w", "code~NO", "logs"]), [1, 2, 1, 2]);
     let out = grep(&ws, &["-c", "-m", "1", "-w", "code~NO", "logs"]).code(0);
     assert_eq!(out.stdout, "logs/events.jsonl:1\nlogs/more.jsonl:1\n");
+}
+
+/// Flat dotted keys (ECS-style JSON, logfmt), nested objects, both at once, and a key with
+/// dots under a nested object.
+const DOTTED: &str = concat!(
+    r#"{"n":1,"log.level":"info","msg":"flat"}"#,
+    "\n",
+    r#"{"n":2,"log":{"level":"info"},"msg":"nested"}"#,
+    "\n",
+    r#"{"n":3,"log.level":"error","log":{"level":"info"},"msg":"both"}"#,
+    "\n",
+    r#"{"n":4,"log":{"level":"warn"},"k8s":{"app.kubernetes.io/name":"gateway"}}"#,
+    "\n",
+    r#"{"n":5,"msg":"neither"}"#,
+    "\n",
+);
+
+#[test]
+fn dotted_names_read_the_flat_key_first_and_quotes_name_one_key() {
+    let ws = Workspace::new();
+    ws.write("logs/d.jsonl", DOTTED);
+    ws.write(
+        "logs/f.log",
+        "n=6 log.level=info msg=logfmt\nn=7 log.level=debug msg=logfmt\n",
+    );
+    let cases: &[(&[&str], &[u64])] = &[
+        // Unquoted: the flat key when present (3 has both and says error), else nested.
+        (&["-w", "log.level=info"], &[1, 2, 6]),
+        (&["-w", "log.level=error"], &[3]),
+        (&["-w", "log.level!=info"], &[3, 4, 5, 7]),
+        (&["-w", "log.level~^(warn|debug)$"], &[4, 7]),
+        (&["-w", "log.level?"], &[1, 2, 3, 4, 6, 7]),
+        // Quoted: exactly the flat key, as in rule files.
+        (&["-w", r#""log.level"=info"#], &[1, 6]),
+        (&["-w", r#""log.level"?"#], &[1, 3, 6, 7]),
+        (&["-w", r#""log.level"!=info"#], &[2, 3, 4, 5, 7]),
+        // A quoted key inside a nested path.
+        (&["-w", r#"k8s."app.kubernetes.io/name"=gateway"#], &[4]),
+        // Two dotted filters together.
+        (&["-w", "log.level=info", "-w", "msg!=flat"], &[2, 6]),
+    ];
+    for (args, want) in cases {
+        let mut a = args.to_vec();
+        a.push("logs");
+        assert_eq!(&ns(&ws, &a), want, "{args:?}");
+    }
+    let out = grep(
+        &ws,
+        &["--fields", r#"n,log.level,"log.level",msg"#, "", "logs"],
+    )
+    .code(0);
+    insta::assert_snapshot!("grep_fields_dotted", out.stdout);
+    let out = grep(&ws, &["--count-by", "log.level", "", "logs"]).code(0);
+    insta::assert_snapshot!("grep_count_by_dotted", out.stdout);
+    let out = grep(
+        &ws,
+        &["--count-by", r#"k8s."app.kubernetes.io/name""#, "", "logs"],
+    )
+    .code(0);
+    assert!(out.stdout.contains("gateway"), "{}", out.stdout);
+    // Badly quoted names are errors, not silently absent fields.
+    for bad in [
+        r#""log.level=info"#,
+        r#"log"x"=1"#,
+        "log..level=1",
+        "log.=1",
+    ] {
+        let out = grep(&ws, &["-w", bad, "logs"]).code(2);
+        assert!(out.stderr.contains("field name"), "{bad}: {}", out.stderr);
+    }
+    let out = grep(&ws, &["--fields", r#""n"#, "", "logs"]).code(2);
+    assert!(out.stderr.contains("unclosed quote"), "{}", out.stderr);
 }
 
 #[test]
@@ -563,6 +639,64 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
+/// Runs `recur ARGS`, reads one line of its output and closes the pipe (`| head -1`).
+/// Returns the exit code and stderr.
+fn first_line_then_close(ws: &Workspace, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
+        .current_dir(ws.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        first,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_file_error_still_exits_2_when_the_pipe_closes_afterwards() {
+    let ws = Workspace::new();
+    let mut s = String::new();
+    for i in 0..200_000 {
+        s.push_str(&format!("line {i} with a match\n"));
+    }
+    ws.write("big.log", &s);
+    // A path that does not exist, before the output is closed.
+    let (code, first, stderr) =
+        first_line_then_close(&ws, &["grep", "match", "missing.log", "big.log"]);
+    assert!(first.ends_with("line 0 with a match\n"), "{first}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("missing.log: no such file"), "{stderr}");
+    // A read error (a truncated archive) in a file printed before the pipe closes: the
+    // error is still reported and still decides the exit code.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(s.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    ws.write("a-cut.gz", &gz[..gz.len() / 2]);
+    let (code, first, stderr) =
+        first_line_then_close(&ws, &["grep", "match", "a-cut.gz", "big.log"]);
+    assert_eq!(
+        first, "a-cut.gz:1:line 0 with a match\n",
+        "printed from the archive"
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("a-cut.gz"), "{stderr}");
+    assert!(stderr.contains("truncated"), "{stderr}");
+    // Without an error, closing the pipe is still not one.
+    let (code, _, stderr) = first_line_then_close(&ws, &["grep", "match", "big.log", "big.log"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
 #[test]
 fn never_touches_the_state() {
     let ws = Workspace::new();
@@ -650,6 +784,14 @@ fn redact_masks_secrets_in_every_output() {
     }
 }
 
+/// Whether tests must fail rather than skip when a tool they drive is missing: in CI (`CI`
+/// set, as CI services do) or when `RECUR_REQUIRE_TOOLS` is set (`.ci/run` sets it).
+fn tools_required() -> bool {
+    let set =
+        |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0" && x != "false");
+    set("CI") || set("RECUR_REQUIRE_TOOLS")
+}
+
 /// Runs `recur ARGS` on a pseudo-terminal (util-linux `script`), or `None` when `script` is
 /// not installed. Returns the exit code and what the terminal showed.
 fn on_terminal(ws: &Workspace, args: &str, no_color: bool) -> Option<(i32, String)> {
@@ -677,7 +819,13 @@ fn on_terminal(ws: &Workspace, args: &str, no_color: bool) -> Option<(i32, Strin
 fn on_a_terminal_colour_is_automatic_and_stdin_is_not_read() {
     let ws = events_ws();
     let Some((code, shown)) = on_terminal(&ws, "grep JWT logs/events.jsonl", false) else {
-        eprintln!("skipped: `script` is not installed");
+        // A developer machine may lack `script`; CI installs it and must not skip silently.
+        assert!(
+            !tools_required(),
+            "`script` (bsdutils/util-linux) is not installed, and CI or RECUR_REQUIRE_TOOLS \
+             says the tests must not skip: install it (`apt-get install bsdutils`)"
+        );
+        eprintln!("skipped: `script` is not installed (apt-get install bsdutils)");
         return;
     };
     assert_eq!(code, 0, "{shown}");

@@ -3,7 +3,7 @@
 
 use crate::harness::Workspace;
 use crate::servers::{
-    HttpServer, Reply, SmtpServer, SmtpTls, closed_port, test_ca_path, wait_until,
+    HttpServer, MailOptions, MailServer, Reply, SmtpsServer, closed_port, test_ca_path, wait_until,
 };
 
 const JWT: &str =
@@ -67,7 +67,7 @@ fn assert_no_secret(what: &str, s: &str) {
 
 #[test]
 fn email_webhook_and_slack_carry_the_content_masked_and_once() {
-    let smtp = SmtpServer::start(Some(("recur-user", "pa55word")));
+    let smtp = MailServer::with_auth("recur-user", "pa55word");
     let hook = HttpServer::start(&[]);
     let slack = HttpServer::start(&[]);
     let ws = Workspace::new();
@@ -79,7 +79,8 @@ timeout = "5s"
 [channels.mail]
 type = "email"
 url = "{}"
-tls = "none"
+tls = "starttls"
+ca_file = "{}"
 from = "recur@example.com"
 to = ["oncall@example.com", "lead@example.com"]
 username_env = "T_SMTP_USER"
@@ -92,6 +93,7 @@ type = "slack"
 url_env = "T_SLACK_URL"
 "#,
         smtp.url(),
+        test_ca_path().display(),
         hook.url("/recur")
     );
     setup(&ws, &config, r#""mail", "hook", "chat""#, "");
@@ -111,7 +113,22 @@ url_env = "T_SLACK_URL"
     assert_eq!(mails.len(), 1, "{mails:?}");
     let m = &mails[0];
     assert_eq!(m.auth_user.as_deref(), Some("recur-user"));
-    assert_eq!(m.rcpt.len(), 2);
+    assert!(m.tls, "authenticated after STARTTLS");
+    assert_eq!(m.from, "recur@example.com");
+    assert_eq!(m.rcpt, ["oncall@example.com", "lead@example.com"]);
+    assert_eq!(m.header("from").as_deref(), Some("recur@example.com"));
+    assert!(
+        m.header("to").unwrap().contains("lead@example.com"),
+        "{:?}",
+        m.header("to")
+    );
+    assert!(
+        m.header("content-type")
+            .unwrap()
+            .starts_with("multipart/alternative"),
+        "{:?}",
+        m.header("content-type")
+    );
     let subject = m.header("subject").unwrap();
     assert!(subject.contains("WS_NO_TOKEN_001"), "{subject}");
     assert!(subject.contains("2 errors"), "{subject}");
@@ -453,7 +470,7 @@ fn no_notify_records_and_a_flush_sends_later() {
 
 #[test]
 fn template_overrides_the_text_escaped_per_channel() {
-    let smtp = SmtpServer::start(None);
+    let smtp = MailServer::plain();
     let slack = HttpServer::start(&[]);
     let ws = Workspace::new();
     let config = format!(
@@ -511,7 +528,7 @@ fn check_reports_a_template_syntax_error_with_its_location() {
 
 #[test]
 fn notify_test_reports_success_and_precise_failures() {
-    let smtp = SmtpServer::start(Some(("u", "right")));
+    let smtp = MailServer::with_auth("u", "right");
     let hook = HttpServer::start(&[Reply::Status(404)]);
     let ws = Workspace::new();
     let dead = closed_port();
@@ -524,7 +541,8 @@ timeout = "3s"
 [channels.mail]
 type = "email"
 url = "{0}"
-tls = "none"
+tls = "starttls"
+ca_file = "{1}"
 from = "recur@example.com"
 to = ["oncall@example.com"]
 username_env = "T_USER"
@@ -539,7 +557,8 @@ to = ["oncall@example.com"]
 type = "webhook"
 url_env = "T_HOOK"
 "#,
-            smtp.url()
+            smtp.url(),
+            test_ca_path().display()
         ),
     );
     let secret_url = hook.url("/very-secret-path-token");
@@ -676,10 +695,10 @@ fn console_is_the_default_and_json_lines_with_format_json() {
 
 #[test]
 fn tls_modes_fail_clearly_against_a_plain_server() {
-    // No certificate authority here, so only the failure paths: implicit TLS against a plain
-    // SMTP greeting, and STARTTLS required but not offered. Both exercise the TLS stack
-    // (crypto provider included) without panicking.
-    let smtp = SmtpServer::start(None);
+    // Only the failure paths: implicit TLS against a plain SMTP greeting, and STARTTLS
+    // required but not offered. Both exercise the TLS stack (crypto provider included)
+    // without panicking.
+    let smtp = MailServer::plain();
     let ws = Workspace::new();
     let port = smtp.port();
     ws.write(
@@ -771,8 +790,8 @@ url = "{}"
 
 #[test]
 fn starttls_and_implicit_tls_deliver_with_a_private_ca() {
-    let starttls = SmtpServer::start_tls(Some(("u", "p")), SmtpTls::StartTls);
-    let implicit = SmtpServer::start_tls(None, SmtpTls::Implicit);
+    let starttls = MailServer::with_auth("u", "p");
+    let implicit = SmtpsServer::start();
     let ws = Workspace::new();
     let ca = test_ca_path();
     ws.write(
@@ -835,4 +854,358 @@ to = ["oncall@example.com"]
         out.stderr
     );
     assert_eq!(implicit.mails().len(), 1);
+}
+
+/// Secrets that only a sensitive-name rule finds: an object under `authorization`, a numeric
+/// key, `name=value` pairs in free text, and a `[redact] fields` name written as a pair.
+#[test]
+fn sensitive_objects_numbers_and_text_pairs_arrive_masked_on_every_channel() {
+    const BASIC: &str = "dXNlcjpwYXNzd29yZA";
+    const PRIVATE: &str = "MIIEvQIBADANBgkqhkiG9w0";
+    const SSH: &str = "AAAAC3NzaC1lZDI1NTE5";
+    const API: &str = "987654321";
+    const TENANT: &str = "acme-tenant-42";
+    let secrets = [BASIC, PRIVATE, SSH, API, TENANT, "Basic"];
+    let smtp = MailServer::plain();
+    let hook = HttpServer::start(&[]);
+    let ws = Workspace::new();
+    ws.write(
+        "recur.toml",
+        format!(
+            r#"
+[notify]
+timeout = "5s"
+[redact]
+fields = ["tenant"]
+[channels.mail]
+type = "email"
+url = "{}"
+tls = "none"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+[channels.hook]
+type = "webhook"
+url = "{}"
+"#,
+            smtp.url(),
+            hook.url("/h")
+        ),
+    );
+    ws.rule("ws", &rule(r#""mail", "hook", "console""#, ""));
+    let mut logs = String::new();
+    for (i, t) in ["2025-09-10T08:00:00Z", "2025-09-10T08:05:00Z"]
+        .iter()
+        .enumerate()
+    {
+        logs.push_str(&format!(
+            r#"{{"timestamp":"{t}","environment":"staging","error_code":"NO_TOKEN","event_id":"e{i}","authorization":{{"scheme":"Basic","value":"{BASIC}"}},"authorization_present":true,"api_key":{API},"keyboard":"us","message":"handshake failed private_key={PRIVATE} ssh_key={SSH} tenant={TENANT} attempt=3"}}"#
+        ));
+        logs.push('\n');
+    }
+    ws.write("logs/app.log", logs);
+    let out = ws
+        .recur()
+        .args(["scan", "--format", "json", "logs"])
+        .run()
+        .code(1);
+
+    let check = |what: &str, s: &str| {
+        for secret in secrets {
+            assert!(!s.contains(secret), "{what} leaks `{secret}`:\n{s}");
+        }
+        assert!(s.contains("[REDACTED]"), "{what}: nothing masked:\n{s}");
+    };
+    // Console, JSON lines on stderr.
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line on stderr:\n{}", out.stderr));
+    check("console", line);
+    // Webhook: the samples, parsed back.
+    let body = hook.requests()[0].json();
+    check("webhook", &hook.requests()[0].body);
+    let sample: serde_json::Value =
+        serde_json::from_str(body["samples"][0].as_str().unwrap()).unwrap();
+    assert_eq!(sample["authorization"], "[REDACTED]");
+    assert_eq!(sample["api_key"], "[REDACTED]");
+    assert_eq!(sample["authorization_present"], true, "flags stay readable");
+    assert_eq!(sample["keyboard"], "us", "`key` is a word, not a substring");
+    assert_eq!(
+        sample["message"],
+        "handshake failed private_key=[REDACTED] ssh_key=[REDACTED] tenant=[REDACTED] attempt=3"
+    );
+    // Email: both parts and the raw message.
+    wait_until("one mail", || smtp.mails().len() == 1);
+    let m = &smtp.mails()[0];
+    check("email", &m.data);
+    let text = m.part("text/plain").unwrap();
+    check("email text", &text);
+    assert!(text.contains("private_key=[REDACTED]"), "{text}");
+    check("email html", &m.part("text/html").unwrap());
+}
+
+/// The `next_attempt` of the only outbox row of `channel`.
+fn next_attempt(ws: &Workspace, channel: &str) -> jiff::Timestamp {
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .unwrap_or_else(|| panic!("no outbox row for {channel}: {list}"));
+    row["next_attempt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next attempt: {row}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits (bounded) until the wall clock has passed `t`.
+fn wait_past(t: jiff::Timestamp) {
+    wait_until("the backoff to pass", || jiff::Timestamp::now() > t);
+}
+
+fn outbox_row(ws: &Workspace, channel: &str) -> serde_json::Value {
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["channel"] == channel)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_later_scan_retries_a_refused_webhook_once_the_configured_backoff_has_passed() {
+    let hook = HttpServer::start(&[Reply::Status(503)]);
+    let ws = Workspace::new();
+    setup(
+        &ws,
+        &hook_config(&hook.url("/h"), "backoff = \"2s\""),
+        r#""hook""#,
+        "",
+    );
+    let out = ws.recur().args(["scan", "logs"]).run().code(1);
+    assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
+    let due = next_attempt(&ws, "hook");
+
+    // A scan inside the backoff leaves the row alone. Checked only when this scan provably
+    // ran before the backoff ended, so a slow machine cannot make the test fail.
+    ws.recur().args(["scan", "logs"]).run();
+    if jiff::Timestamp::now() < due {
+        assert_eq!(
+            hook.requests().len(),
+            1,
+            "retried before the backoff passed"
+        );
+    }
+
+    // After the backoff, the next scan (nothing new in the logs) retries by itself.
+    wait_past(due);
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[0].header("Idempotency-Key"),
+        reqs[1].header("Idempotency-Key")
+    );
+    let row = outbox_row(&ws, "hook");
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(row["attempts"], 2, "{row}");
+
+    // And only once.
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    assert_eq!(hook.requests().len(), 2);
+}
+
+#[test]
+fn email_is_retried_by_later_scans_while_the_server_is_down_then_refusing_then_back() {
+    let port = closed_port();
+    let ws = Workspace::new();
+    let config = format!(
+        r#"
+[notify]
+timeout = "3s"
+backoff = "1s"
+[channels.mail]
+type = "email"
+url = "smtp://127.0.0.1:{port}"
+tls = "none"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+"#
+    );
+    setup(&ws, &config, r#""mail""#, "");
+
+    // Down: nothing listens.
+    let out = ws.recur().args(["scan", "logs"]).run().code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("TCP connect to 127.0.0.1:{port} refused")),
+        "{}",
+        out.stderr
+    );
+    let due = next_attempt(&ws, "mail");
+
+    // Up, on the same port, but refusing the first message with a temporary error.
+    let smtp = MailServer::start(MailOptions {
+        port,
+        refuse_first: 1,
+        ..Default::default()
+    });
+    wait_past(due);
+    let out = ws.recur().args(["scan", "logs"]).run();
+    assert!(out.stderr.contains("451"), "{}", out.stderr);
+    assert_eq!(smtp.attempts(), 1);
+    assert!(smtp.mails().is_empty());
+    let row = outbox_row(&ws, "mail");
+    assert_eq!(row["status"], "pending", "{row}");
+    assert_eq!(row["attempts"], 2, "{row}");
+
+    // Accepting now: the backoff (doubled) passes and a scan delivers.
+    wait_past(next_attempt(&ws, "mail"));
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    let m = &mails[0];
+    assert!(
+        m.header("subject").unwrap().contains("WS_NO_TOKEN_001"),
+        "{:?}",
+        m.header("subject")
+    );
+    let key = m.header("x-recur-dedup-key").unwrap();
+    assert_eq!(
+        m.header("message-id").unwrap(),
+        recur::sink::render::message_id(&key, "recur@example.com")
+    );
+    let row = outbox_row(&ws, "mail");
+    assert_eq!(row["status"], "sent", "{row}");
+    assert_eq!(row["attempts"], 3, "{row}");
+    ws.recur().args(["scan", "logs"]).run().code(0);
+    assert_eq!(smtp.mails().len(), 1);
+}
+
+#[test]
+fn concurrent_drains_send_each_notification_once() {
+    // A slow receiver keeps the first drain inside its first send while the second starts:
+    // without a claim on each delivery both would send both notifications.
+    let hook = HttpServer::start(&[Reply::Slow(std::time::Duration::from_secs(2)); 4]);
+    let ws = Workspace::new();
+    ws.write("recur.toml", hook_config(&hook.url("/h"), ""));
+    ws.rule("a", &rule(r#""hook""#, ""));
+    ws.rule(
+        "b",
+        &rule(r#""hook""#, "").replace("WS_NO_TOKEN_001", "WS_NO_TOKEN_002"),
+    );
+    ws.write("logs/app.log", logs());
+    ws.recur()
+        .args(["scan", "--no-notify", "logs"])
+        .run()
+        .code(1);
+    assert_eq!(outbox_rows(&ws), 2);
+
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            ws.recur()
+                .args(["outbox", "flush", "--format", "json"])
+                .run()
+        });
+        wait_until("the first drain to be sending", || {
+            !hook.requests().is_empty()
+        });
+        let second = ws
+            .recur()
+            .args(["outbox", "flush", "--format", "json"])
+            .run();
+        (first.join().unwrap(), second)
+    });
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let sent = first.json()["sent"].as_u64().unwrap() + second.json()["sent"].as_u64().unwrap();
+    assert_eq!(
+        sent, 2,
+        "first: {}\nsecond: {}",
+        first.stdout, second.stdout
+    );
+    let reqs = hook.requests();
+    let mut keys: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap())
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "a notification was sent twice: {keys:?}");
+    assert_ne!(keys[0], keys[1]);
+    let list = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "sent"),
+        "{list}"
+    );
+}
+
+fn outbox_rows(ws: &Workspace) -> usize {
+    ws.recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run()
+        .code(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn check_never_echoes_receiver_urls_or_passwords() {
+    let ws = Workspace::new();
+    ws.rule("ws", &rule(r#""hook""#, ""));
+    ws.write(
+        "recur.toml",
+        r#"[channels.hook]
+type = "webhook"
+url = "ftp://hooks.example.com/services/T0/B0/very-secret-token"
+[channels.chat]
+type = "slack"
+url = "https://hooks.slack.com/services/T1/B1/another-secret"
+url_env = "RECUR_SLACK_WEBHOOK"
+[channels.mail]
+type = "email"
+url = "smtp://bob:hunter2@mail.example.com:25"
+tls = "bogus"
+from = "recur@example.com"
+to = ["oncall@example.com"]
+password = "pa55word-in-the-file"
+"#,
+    );
+    let out = ws.recur().arg("check").run().code(1);
+    for secret in [
+        "very-secret-token",
+        "hooks.example.com",
+        "another-secret",
+        "hunter2",
+        "pa55word",
+    ] {
+        assert!(
+            !out.stderr.contains(secret),
+            "`{secret}` echoed:\n{}",
+            out.stderr
+        );
+    }
+    insta::assert_snapshot!("check_masks_secrets", out.stderr);
 }

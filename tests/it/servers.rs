@@ -1,7 +1,14 @@
-//! Small real servers on 127.0.0.1 for notification tests: an SMTP receiver speaking the SMTP
-//! dialogue (EHLO, optional AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, QUIT) and an HTTP/1.1 receiver
-//! with scripted answers. Both record what they got, time out idle clients, and stop when
-//! dropped.
+//! Real servers on 127.0.0.1 for notification tests, started by the tests themselves.
+//!
+//! - [`MailServer`]: a real SMTP server, mailin-embedded (the `mailin` SMTP state machine behind
+//!   a blocking listener), with STARTTLS from the test certificate and AUTH PLAIN/LOGIN. It is
+//!   what the email tests talk to.
+//! - [`SmtpsServer`]: a small hand-written SMTP receiver, kept only for implicit TLS (`smtps://`,
+//!   TLS from the first byte), which mailin-embedded does not offer.
+//! - [`HttpServer`]: an HTTP/1.1 receiver answering from a script (refusals, a hang-up after
+//!   reading, a held answer), for webhooks and Slack.
+//!
+//! All record what they got and time out idle clients.
 
 #![allow(dead_code)]
 
@@ -69,7 +76,7 @@ pub fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-// ---------------------------------------------------------------- SMTP
+// ---------------------------------------------------------------- SMTP messages
 
 /// One message as received.
 #[derive(Debug, Clone)]
@@ -196,16 +203,216 @@ pub fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
-/// How an SMTP receiver offers TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain SMTP only.
-    None,
-    /// Advertises STARTTLS and requires it before MAIL.
-    StartTls,
-    /// TLS from the first byte (smtps).
-    Implicit,
+// ------------------------------------------------------- SMTP (mailin-embedded)
+
+/// How a [`MailServer`] is set up.
+#[derive(Debug, Clone, Default)]
+pub struct MailOptions {
+    /// Offer STARTTLS with the test certificate (trusted through [`test_ca_path`]).
+    pub starttls: bool,
+    /// Offer AUTH PLAIN and LOGIN and accept only this user and password. mailin offers AUTH
+    /// only once the connection is encrypted, so this needs `starttls`, and an authenticated
+    /// mail proves the STARTTLS upgrade happened.
+    pub auth: Option<(String, String)>,
+    /// Answer the first N `MAIL FROM` with `451` (a temporary failure), then accept.
+    pub refuse_first: u32,
+    /// Listen on this port (a server that comes up later on a known port); any free one if 0.
+    pub port: u16,
 }
+
+/// State shared by every session of one [`MailServer`].
+#[derive(Default)]
+struct MailShared {
+    mails: Mutex<Vec<Mail>>,
+    refusals_left: Mutex<u32>,
+    /// `MAIL FROM` commands seen, refused or not.
+    attempts: Mutex<u32>,
+}
+
+/// The mailin handler: cloned fresh for each connection, so the per-session fields start empty.
+#[derive(Clone)]
+struct MailHandler {
+    shared: Arc<MailShared>,
+    auth: Option<(String, String)>,
+    starttls: bool,
+    from: String,
+    rcpt: Vec<String>,
+    auth_user: Option<String>,
+    data: Vec<u8>,
+}
+
+impl MailHandler {
+    fn check(&mut self, user: &str, password: &str) -> mailin_embedded::Response {
+        match &self.auth {
+            Some((u, p)) if u == user && p == password => {
+                self.auth_user = Some(user.to_string());
+                mailin_embedded::response::AUTH_OK
+            }
+            _ => mailin_embedded::response::INVALID_CREDENTIALS,
+        }
+    }
+}
+
+impl mailin_embedded::Handler for MailHandler {
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        from: &str,
+    ) -> mailin_embedded::Response {
+        *self.shared.attempts.lock().unwrap() += 1;
+        let mut left = self.shared.refusals_left.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return mailin_embedded::Response::custom(
+                451,
+                "4.3.0 Temporarily unable to accept mail, try again later".to_string(),
+            );
+        }
+        if self.auth.is_some() && self.auth_user.is_none() {
+            return mailin_embedded::response::AUTHENTICATION_REQUIRED;
+        }
+        self.from = from.to_string();
+        self.rcpt.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        self.rcpt.push(to.to_string());
+        mailin_embedded::response::OK
+    }
+
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> mailin_embedded::Response {
+        self.data.clear();
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let mail = Mail {
+            from: self.from.clone(),
+            rcpt: self.rcpt.clone(),
+            auth_user: self.auth_user.clone(),
+            // mailin allows AUTH only over TLS: an authenticated mail came after STARTTLS.
+            tls: self.starttls && self.auth_user.is_some(),
+            data: String::from_utf8_lossy(&self.data).into_owned(),
+        };
+        self.shared.mails.lock().unwrap().push(mail);
+        mailin_embedded::response::OK
+    }
+
+    fn auth_plain(
+        &mut self,
+        _authorization_id: &str,
+        authentication_id: &str,
+        password: &str,
+    ) -> mailin_embedded::Response {
+        self.check(authentication_id, password)
+    }
+
+    fn auth_login(&mut self, username: &str, password: &str) -> mailin_embedded::Response {
+        self.check(username, password)
+    }
+}
+
+/// A real SMTP server (mailin-embedded) on 127.0.0.1. mailin-embedded has no shutdown, so the
+/// server lives until the test process ends: its threads sit in `accept` and cost nothing.
+pub struct MailServer {
+    port: u16,
+    shared: Arc<MailShared>,
+}
+
+impl MailServer {
+    pub fn start(options: MailOptions) -> MailServer {
+        assert!(
+            options.auth.is_none() || options.starttls,
+            "mailin offers AUTH only after STARTTLS"
+        );
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).unwrap_or_else(|e| {
+            panic!("bind 127.0.0.1:{}: {e}", options.port);
+        });
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(MailShared {
+            refusals_left: Mutex::new(options.refuse_first),
+            ..Default::default()
+        });
+        let handler = MailHandler {
+            shared: shared.clone(),
+            auth: options.auth.clone(),
+            starttls: options.starttls,
+            from: String::new(),
+            rcpt: Vec::new(),
+            auth_user: None,
+            data: Vec::new(),
+        };
+        let mut server = mailin_embedded::Server::new(handler);
+        server
+            .with_name("127.0.0.1")
+            .with_num_threads(4)
+            .with_tcp_listener(listener);
+        if options.starttls {
+            let dir = crate::harness::repo().join("tests/it/fixtures/tls");
+            server
+                .with_ssl(mailin_embedded::SslConfig::SelfSigned {
+                    cert_path: dir.join("server.pem").display().to_string(),
+                    key_path: dir.join("server.key").display().to_string(),
+                })
+                .expect("the test certificate loads");
+        }
+        if options.auth.is_some() {
+            server
+                .with_auth(mailin_embedded::AuthMechanism::Plain)
+                .with_auth(mailin_embedded::AuthMechanism::Login);
+        }
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        MailServer { port, shared }
+    }
+
+    /// Plain SMTP, no TLS, no AUTH.
+    pub fn plain() -> MailServer {
+        MailServer::start(MailOptions::default())
+    }
+
+    /// STARTTLS and AUTH with this user and password.
+    pub fn with_auth(user: &str, password: &str) -> MailServer {
+        MailServer::start(MailOptions {
+            starttls: true,
+            auth: Some((user.to_string(), password.to_string())),
+            ..Default::default()
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.shared.mails.lock().unwrap().clone()
+    }
+
+    /// `MAIL FROM` commands received, including refused ones.
+    pub fn attempts(&self) -> u32 {
+        *self.shared.attempts.lock().unwrap()
+    }
+}
+
+// ------------------------------------------------ SMTP (hand-written, implicit TLS)
 
 /// The test CA (PEM) that signed the receivers' certificate for 127.0.0.1.
 pub fn test_ca_path() -> std::path::PathBuf {
@@ -232,35 +439,13 @@ fn tls_config() -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
-
-/// A line-oriented connection that can be upgraded to TLS in place.
-struct Conn {
-    raw: TcpStream,
-    stream: Box<dyn Stream>,
+/// A line-oriented TLS connection.
+struct TlsConn {
+    stream: rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
     buf: Vec<u8>,
-    tls: bool,
 }
 
-impl Conn {
-    fn plain(raw: TcpStream) -> std::io::Result<Conn> {
-        Ok(Conn {
-            stream: Box::new(raw.try_clone()?),
-            raw,
-            buf: Vec::new(),
-            tls: false,
-        })
-    }
-
-    fn upgrade(&mut self) -> std::io::Result<()> {
-        assert!(self.buf.is_empty(), "client pipelined data past STARTTLS");
-        let conn = rustls::ServerConnection::new(tls_config()).map_err(std::io::Error::other)?;
-        self.stream = Box::new(rustls::StreamOwned::new(conn, self.raw.try_clone()?));
-        self.tls = true;
-        Ok(())
-    }
-
+impl TlsConn {
     /// One line including its end, or `None` at end of stream.
     fn line(&mut self) -> std::io::Result<Option<String>> {
         loop {
@@ -284,34 +469,27 @@ impl Conn {
     }
 }
 
-/// An SMTP receiver. With `auth`, it advertises AUTH PLAIN LOGIN and accepts only that
-/// user and password.
-pub struct SmtpServer {
+/// An SMTP receiver speaking TLS from the first byte (`smtps://`, port 465 style).
+///
+/// Hand-written because mailin-embedded, the real server the other email tests use, only
+/// offers STARTTLS. It speaks just what a submission needs (EHLO, MAIL, RCPT, DATA, QUIT).
+pub struct SmtpsServer {
     acceptor: Acceptor,
     pub mails: Arc<Mutex<Vec<Mail>>>,
 }
 
-impl SmtpServer {
-    pub fn start(auth: Option<(&str, &str)>) -> SmtpServer {
-        SmtpServer::start_tls(auth, SmtpTls::None)
-    }
-
-    pub fn start_tls(auth: Option<(&str, &str)>, tls: SmtpTls) -> SmtpServer {
+impl SmtpsServer {
+    pub fn start() -> SmtpsServer {
         let mails = Arc::new(Mutex::new(Vec::new()));
         let m2 = mails.clone();
-        let auth = auth.map(|(u, p)| (u.to_string(), p.to_string()));
         let acceptor = Acceptor::start(move |conn| {
-            let _ = smtp_session(conn, &m2, auth.as_ref(), tls);
+            let _ = smtps_session(conn, &m2);
         });
-        SmtpServer { acceptor, mails }
+        SmtpsServer { acceptor, mails }
     }
 
     pub fn port(&self) -> u16 {
         self.acceptor.addr.port()
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port())
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -319,23 +497,19 @@ impl SmtpServer {
     }
 }
 
-fn smtp_session(
-    raw: TcpStream,
-    mails: &Mutex<Vec<Mail>>,
-    auth: Option<&(String, String)>,
-    tls: SmtpTls,
-) -> std::io::Result<()> {
-    let mut c = Conn::plain(raw)?;
-    if tls == SmtpTls::Implicit {
-        c.upgrade()?;
-    }
+fn smtps_session(raw: TcpStream, mails: &Mutex<Vec<Mail>>) -> std::io::Result<()> {
+    let conn = rustls::ServerConnection::new(tls_config()).map_err(std::io::Error::other)?;
+    let mut c = TlsConn {
+        stream: rustls::StreamOwned::new(conn, raw),
+        buf: Vec::new(),
+    };
     c.send("220 127.0.0.1 ESMTP recur-test\r\n")?;
     let mut mail = Mail {
         from: String::new(),
         rcpt: Vec::new(),
         auth_user: None,
         data: String::new(),
-        tls: c.tls,
+        tls: true,
     };
     loop {
         let Some(line) = c.line()? else {
@@ -344,55 +518,8 @@ fn smtp_session(
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-            let mut ext = vec!["127.0.0.1"];
-            if tls == SmtpTls::StartTls && !c.tls {
-                ext.push("STARTTLS");
-            }
-            if auth.is_some() {
-                ext.push("AUTH PLAIN LOGIN");
-            }
-            ext.push("8BITMIME");
-            let n = ext.len();
-            for (i, e) in ext.iter().enumerate() {
-                c.send(&format!("250{}{e}\r\n", if i + 1 == n { " " } else { "-" }))?;
-            }
-        } else if upper == "STARTTLS" {
-            c.send("220 2.0.0 Ready to start TLS\r\n")?;
-            c.upgrade()?;
-            mail.tls = true;
-        } else if upper.starts_with("AUTH PLAIN") {
-            let b64 = match cmd.split_whitespace().nth(2) {
-                Some(b) => b.to_string(),
-                None => {
-                    c.send("334 \r\n")?;
-                    c.line()?.unwrap_or_default().trim().to_string()
-                }
-            };
-            let raw = decode_base64(&b64);
-            let parts: Vec<String> = raw
-                .split(|b| *b == 0)
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .collect();
-            let user = parts.get(1).cloned().unwrap_or_default();
-            let pass = parts.get(2).cloned().unwrap_or_default();
-            check_auth(&mut c, auth, &mut mail, user, pass)?;
-        } else if upper.starts_with("AUTH LOGIN") {
-            c.send("334 VXNlcm5hbWU6\r\n")?;
-            let user = c.line()?.unwrap_or_default();
-            let user = String::from_utf8_lossy(&decode_base64(user.trim())).into_owned();
-            c.send("334 UGFzc3dvcmQ6\r\n")?;
-            let pass = c.line()?.unwrap_or_default();
-            let pass = String::from_utf8_lossy(&decode_base64(pass.trim())).into_owned();
-            check_auth(&mut c, auth, &mut mail, user, pass)?;
+            c.send("250-127.0.0.1\r\n250 8BITMIME\r\n")?;
         } else if upper.starts_with("MAIL FROM:") {
-            if tls == SmtpTls::StartTls && !c.tls {
-                c.send("530 5.7.0 Must issue a STARTTLS command first\r\n")?;
-                continue;
-            }
-            if auth.is_some() && mail.auth_user.is_none() {
-                c.send("530 5.7.0 Authentication required\r\n")?;
-                continue;
-            }
             mail.from = cmd[10..].trim().to_string();
             c.send("250 OK\r\n")?;
         } else if upper.starts_with("RCPT TO:") {
@@ -421,22 +548,6 @@ fn smtp_session(
         } else {
             c.send("502 Command not implemented\r\n")?;
         }
-    }
-}
-
-fn check_auth(
-    w: &mut Conn,
-    auth: Option<&(String, String)>,
-    mail: &mut Mail,
-    user: String,
-    pass: String,
-) -> std::io::Result<()> {
-    match auth {
-        Some((u, p)) if *u == user && *p == pass => {
-            mail.auth_user = Some(user);
-            w.send("235 2.7.0 Authentication successful\r\n")
-        }
-        _ => w.send("535 5.7.8 Authentication credentials invalid\r\n"),
     }
 }
 
@@ -470,6 +581,8 @@ pub enum Reply {
     Status(u16),
     /// Reads the request whole, then closes without answering (a crash after receiving).
     Hangup,
+    /// Reads the request, waits this long, then answers 200 (a slow receiver).
+    Slow(Duration),
 }
 
 /// An HTTP receiver answering from a script, then 200 for everything.
@@ -558,6 +671,14 @@ fn http_session(
             .unwrap_or(Reply::Status(200));
         match reply {
             Reply::Hangup => Ok(()),
+            Reply::Slow(d) => {
+                std::thread::sleep(d);
+                write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                )?;
+                w.flush()
+            }
             Reply::Status(code) => {
                 let (reason, body) = match code {
                     200 => ("OK", "ok"),

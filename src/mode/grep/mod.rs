@@ -26,12 +26,13 @@ use crate::decode::{Event, Format};
 use crate::matcher::{CoverageMode, Hit, Matcher};
 use crate::redact::Redactor;
 use crate::report::group_thousands;
-use crate::rule::cond::{FieldRef, lookup};
-use crate::rule::{Condition, FieldPath, Remediation};
+use crate::rule::Remediation;
+use crate::rule::cond::FieldRef;
 use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
 use crate::source::framing::{Record, RecordReader};
 use crate::source::open::open;
 use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
+use filter::FieldName;
 use output::{Bucket, Highlighter, paint};
 
 /// `recur grep` flags.
@@ -53,9 +54,10 @@ pub struct GrepArgs {
     #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
     pub regexp: Vec<String>,
     /// Field filter, repeatable (all must hold): FIELD=VALUE, FIELD!=VALUE, FIELD~REGEX,
-    /// FIELD!~REGEX, FIELD>N, FIELD>=N, FIELD<N, FIELD<=N, FIELD? (present). Dotted paths.
+    /// FIELD!~REGEX, FIELD>N, FIELD>=N, FIELD<N, FIELD<=N, FIELD? (present). `a.b` is the flat
+    /// key "a.b" if present, else b inside a; quote a key to mean exactly it: '"log.level"=info'.
     #[arg(short = 'w', long = "where", value_name = "FILTER", value_parser = filter::parse_filter)]
-    pub filters: Vec<Condition>,
+    pub filters: Vec<filter::Filter>,
     /// Patterns ignore case.
     #[arg(short = 'i', long)]
     pub ignore_case: bool,
@@ -155,16 +157,20 @@ enum Mode {
 enum Column {
     Time,
     Path,
-    Field(FieldPath),
+    Field(FieldName),
 }
 
 impl Column {
-    fn parse(name: &str) -> Column {
-        match name {
+    fn parse(name: &str) -> Result<Column, String> {
+        Ok(match name.trim() {
             "_time" => Column::Time,
             "_path" => Column::Path,
-            _ => Column::Field(FieldPath::parse_dotted(name)),
-        }
+            _ => Column::Field(FieldName::parse(name)?),
+        })
+    }
+
+    fn parse_all(names: &[String]) -> Result<Vec<Column>, String> {
+        names.iter().map(|n| Column::parse(n)).collect()
     }
 
     fn value(&self, event: &Event, source: &str, absent: &str) -> String {
@@ -173,7 +179,7 @@ impl Column {
                 .time
                 .map_or_else(|| absent.to_string(), |t| t.to_string()),
             Column::Path => source.to_string(),
-            Column::Field(p) => match lookup(event, p) {
+            Column::Field(f) => match f.lookup(event) {
                 None => absent.to_string(),
                 Some(FieldRef::Text(t)) => output::cell(Some(&serde_json::Value::String(t.into()))),
                 Some(FieldRef::Json(v)) => output::cell(Some(v)),
@@ -349,7 +355,13 @@ pub fn run(
             None => return Ok(2),
         },
     };
-    let synthetic = filter::synthetic_rule(&args.filters, pattern.as_ref(), rule.as_ref());
+    let synthetic = match filter::synthetic_rule(&args.filters, pattern.as_ref(), rule.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(2);
+        }
+    };
     let highlighter = Highlighter::new(pattern.clone(), &filter::field_names(&synthetic));
     let matcher = Matcher::new(Arc::from(vec![synthetic]), CoverageMode::Off);
 
@@ -365,14 +377,23 @@ pub fn run(
     };
     let max_line = args.max_line_bytes.unwrap_or(config.input.max_line_bytes);
 
+    let columns =
+        Column::parse_all(&args.fields).and_then(|f| Ok((f, Column::parse_all(&args.count_by)?)));
+    let (field_columns, count_columns) = match columns {
+        Ok(c) => c,
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(2);
+        }
+    };
     let mode = if args.json {
         Mode::Json
     } else if !args.fields.is_empty() {
-        Mode::Fields(args.fields.iter().map(|f| Column::parse(f)).collect())
+        Mode::Fields(field_columns)
     } else if args.count {
         Mode::Count
     } else if !args.count_by.is_empty() {
-        Mode::CountBy(args.count_by.iter().map(|f| Column::parse(f)).collect())
+        Mode::CountBy(count_columns)
     } else if let Some(b) = args.timeline {
         Mode::Timeline(b.0)
     } else if args.files_with_matches {
@@ -453,7 +474,7 @@ pub fn run(
         totals: Totals::default(),
     };
     let names: Vec<String> = inputs.iter().map(Input::display_name).collect();
-    ordered::run(
+    let printed = ordered::run(
         units.len(),
         threads,
         threads * 2 + 2,
@@ -475,12 +496,31 @@ pub fn run(
             ..Default::default()
         },
         |i, r| printer.unit(&units[i], r),
-    )?;
-    printer.finish_input()?;
-    had_error |= printer.totals.errors > 0;
-    let totals = std::mem::take(&mut printer.totals);
-    printer.summary(&totals, &args.fields, &args.count_by, rule.as_ref())?;
-    printer.out.flush()?;
+    )
+    .and_then(|()| printer.finish_input());
+    let totals = match printed {
+        Ok(()) => {
+            had_error |= printer.totals.errors > 0;
+            let totals = std::mem::take(&mut printer.totals);
+            match printer
+                .summary(&totals, &args.fields, &args.count_by, rule.as_ref())
+                .and_then(|()| printer.out.flush())
+            {
+                Ok(()) => totals,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(if had_error { 2 } else { 0 });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The reader closed the pipe (`| head`): not an error in itself, so stop quietly —
+        // but an error already met in a file still decides the exit code, and is still said.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            had_error |= printer.abandon() > 0;
+            return Ok(if had_error { 2 } else { 0 });
+        }
+        Err(e) => return Err(e.into()),
+    };
     drop(printer);
     if args.stats {
         write_stats(err, &totals, started.elapsed().as_secs_f64())?;
@@ -651,6 +691,10 @@ impl<W: Write> Printer<'_, W> {
             error: None,
         });
         let base = cur.line_base;
+        // Noted before printing, so that an output closed while printing still knows of it.
+        if cur.error.is_none() {
+            cur.error = r.error.take().map(|(l, m)| (l.map(|l| l + base), m));
+        }
         let name = self.inputs[unit.input].display_name();
         for (line, entry) in r.entries.drain(..) {
             match entry {
@@ -679,14 +723,28 @@ impl<W: Write> Printer<'_, W> {
         self.totals.untimed += r.untimed;
         cur.matched += r.matched;
         cur.invalid.merge(&r.invalid, base);
-        if cur.error.is_none() {
-            cur.error = r.error.map(|(l, m)| (l.map(|l| l + base), m));
-        }
         cur.line_base += r.lines;
         self.totals.stats.add(&r.stats);
         self.totals.matched += r.matched;
         // Whole units are printed as they complete: a long search shows progress.
         self.out.flush()
+    }
+
+    /// After the output closed: reports the error of the input being printed, if it had one,
+    /// on stderr (which may still be open). Returns the number of inputs with an error.
+    fn abandon(&mut self) -> u64 {
+        if let Some(cur) = self.current.take() {
+            if let Some((line, message)) = cur.error {
+                self.totals.errors += 1;
+                let e = SourceError {
+                    path: self.inputs[cur.idx].display_name(),
+                    line,
+                    message,
+                };
+                let _ = writeln!(self.err, "{}: {e}", paint("error", "1;31", self.color_err));
+            }
+        }
+        self.totals.errors
     }
 
     /// Per-input lines after the input's last unit: `-c`/`-l` output, warnings, errors.

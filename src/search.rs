@@ -548,8 +548,8 @@ impl Searcher<'_> {
         invalid: &mut InvalidTally,
     ) -> bool {
         let bytes = b.bytes;
-        let clean = memchr(0, bytes).is_none()
-            && simdutf8::basic::from_utf8(bytes).is_ok()
+        let clean = !b.shape.nul
+            && (!b.shape.non_ascii || simdutf8::basic::from_utf8(bytes).is_ok())
             && (bytes.len() <= self.max_record || !has_long_line(bytes, self.max_record));
         if !clean || self.matcher.always_candidate() {
             return self.block_by_record(b, sink, stats, invalid);
@@ -567,7 +567,8 @@ impl Searcher<'_> {
         }
         // Candidates, in line order.
         self.cands.clear();
-        self.matcher.block_candidates(bytes, &mut self.cands);
+        self.matcher
+            .block_candidates(bytes, b.shape.backslash, &mut self.cands);
         self.cands.sort_unstable();
         let mut i = 0;
         let mut counted_to = 0usize;

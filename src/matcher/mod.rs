@@ -137,6 +137,7 @@ impl Matcher {
                 }
             }
         }
+        prefilter::prefer_literals_when_few(&mut reqs);
         Matcher {
             prefilter: Prefilter::new(&reqs),
             rules,
@@ -222,9 +223,10 @@ impl Matcher {
     /// (many lines). Positions let the caller find the line each belongs to; they are not
     /// sorted. Targets that need no requirement are not listed (see
     /// [`Matcher::always_candidate`]).
-    pub fn block_candidates(&self, block: &[u8], out: &mut Vec<(usize, u32)>) {
+    /// `escapes` says whether the block may hold a `\u` escape (it has a backslash).
+    pub fn block_candidates(&self, block: &[u8], escapes: bool, out: &mut Vec<(usize, u32)>) {
         self.prefilter
-            .scan_positions(block, |p, t| out.push((p, t)));
+            .scan_positions(block, escapes, |p, t| out.push((p, t)));
     }
 
     /// Evaluates the candidate rules on a decoded event.

@@ -223,6 +223,40 @@ pub fn best_requirement<'a>(conds: impl IntoIterator<Item = &'a Condition>) -> O
     conds.into_iter().filter_map(requirement).max_by_key(score)
 }
 
+/// Below this many distinct keyed values, equality is searched by its value literals instead:
+/// a rare value is found faster by a substring search than by reading a key that every line
+/// carries; past it, one key search and a hash lookup beat a growing literal automaton.
+pub const KEYED_MIN_VALUES: usize = 8;
+
+/// Rewrites keyed requirements as literal ones when there are few distinct keyed values (see
+/// [`KEYED_MIN_VALUES`]) and every value has a usable literal.
+pub fn prefer_literals_when_few(reqs: &mut [(u32, Requirement)]) {
+    let mut distinct: Vec<&[u8]> = Vec::new();
+    for (_, r) in reqs.iter() {
+        if let Requirement::Keyed { values, .. } = r {
+            for v in values {
+                if !distinct.contains(&v.as_slice()) {
+                    distinct.push(v);
+                }
+            }
+        }
+    }
+    if distinct.len() >= KEYED_MIN_VALUES {
+        return;
+    }
+    for (_, r) in reqs.iter_mut() {
+        if let Requirement::Keyed { values, .. } = r {
+            let lits: Option<Vec<Lit>> = values
+                .iter()
+                .map(|v| eq_lit(&Scalar::Str(String::from_utf8_lossy(v).into_owned())))
+                .collect();
+            if let Some(lits) = lits {
+                *r = Requirement::Literals(lits);
+            }
+        }
+    }
+}
+
 /// A target id reported for a record containing `\u`: every target is a candidate.
 pub const ALL_TARGETS: u32 = u32::MAX;
 
@@ -365,6 +399,33 @@ struct KeyEntry {
     values: HashMap<Vec<u8>, Vec<u32>, foldhash::fast::FixedState>,
     /// Every target on this key (candidates when the raw value is unknown).
     all: Vec<u32>,
+    /// Lengths (bit `min(len, 63)`) and first bytes of the wanted values: most raw values
+    /// are turned away by these two bit tests before anything is hashed.
+    lens: u64,
+    firsts: [u64; 4],
+}
+
+impl KeyEntry {
+    fn add_value(&mut self, v: &[u8], t: u32) {
+        self.lens |= 1 << v.len().min(63);
+        let f = v.first().copied().unwrap_or(0);
+        self.firsts[(f >> 6) as usize] |= 1 << (f & 63);
+        let list = self.values.entry(v.to_vec()).or_default();
+        if !list.contains(&t) {
+            list.push(t);
+        }
+    }
+
+    fn lookup(&self, v: &[u8]) -> Option<&Vec<u32>> {
+        if self.lens & (1 << v.len().min(63)) == 0 {
+            return None;
+        }
+        let f = v.first().copied().unwrap_or(0);
+        if self.firsts[(f >> 6) as usize] & (1 << (f & 63)) == 0 {
+            return None;
+        }
+        self.values.get(v)
+    }
 }
 
 /// A compiled set of requirements, each mapped to the targets (opaque ids) it makes candidates.
@@ -415,6 +476,8 @@ impl Prefilter {
                                 key: key.clone(),
                                 values: HashMap::default(),
                                 all: Vec::new(),
+                                lens: 0,
+                                firsts: [0; 4],
                             });
                             key_entries.len() - 1
                         }
@@ -422,7 +485,7 @@ impl Prefilter {
                     let e = &mut key_entries[idx];
                     add(&mut e.all, *t);
                     for v in values {
-                        add(e.values.entry(v.clone()).or_default(), *t);
+                        e.add_value(v, *t);
                     }
                 }
             }
@@ -455,13 +518,21 @@ impl Prefilter {
     /// position of the evidence, so that a caller scanning many records at once can tell which
     /// record it belongs to. A `\u` escape is reported once as [`ALL_TARGETS`] at its position.
     /// Targets may be reported more than once, and not in position order.
-    pub fn scan_positions(&self, hay: &[u8], mut hit: impl FnMut(usize, u32)) {
+    /// `escapes` false promises that `hay` holds no backslash (so no `\u`).
+    pub fn scan_positions(&self, hay: &[u8], escapes: bool, mut hit: impl FnMut(usize, u32)) {
         if self.all_targets.is_empty() {
             return;
         }
-        for p in self.escape_u.find_iter(hay) {
-            hit(p, ALL_TARGETS);
+        if escapes {
+            for p in self.escape_u.find_iter(hay) {
+                hit(p, ALL_TARGETS);
+            }
         }
+        self.scan_requirements(hay, hit);
+    }
+
+    /// The literal and keyed searches of [`Prefilter::scan_positions`], without `\u`.
+    fn scan_requirements(&self, hay: &[u8], mut hit: impl FnMut(usize, u32)) {
         if let Some(lits) = &self.lits {
             lits.each(hay, |pat, s, e| {
                 let lit = &self.lit_meta[pat];
@@ -484,7 +555,7 @@ impl Prefilter {
                     RawValue::NotAKey => {}
                     RawValue::Unknown => entry.all.iter().for_each(|&t| hit(s, t)),
                     RawValue::Value(v) => {
-                        if let Some(ts) = entry.values.get(v) {
+                        if let Some(ts) = entry.lookup(v) {
                             ts.iter().for_each(|&t| hit(s, t));
                         }
                     }
@@ -495,11 +566,14 @@ impl Prefilter {
 
     /// Calls `hit` with every target whose requirement shows in one record's bytes.
     pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(u32)) {
+        if self.all_targets.is_empty() {
+            return;
+        }
         if self.escape_u.find(hay).is_some() {
             self.all_targets.iter().for_each(|&t| hit(t));
             return;
         }
-        self.scan_positions(hay, |_, t| hit(t));
+        self.scan_requirements(hay, |_, t| hit(t));
     }
 }
 
@@ -763,7 +837,7 @@ mod tests {
         let set = Prefilter::new(&[(0, requirement(&c).unwrap()), (1, lit)]);
         let hay = b"{\"code\":\"B\"}\n{\"code\":\"A1\"}\nboom\n{\"x\":\"\\u0041\"}\n";
         let mut got = Vec::new();
-        set.scan_positions(hay, |p, t| got.push((p, t)));
+        set.scan_positions(hay, true, |p, t| got.push((p, t)));
         got.sort();
         assert_eq!(got, vec![(15, 0), (27, 1), (38, ALL_TARGETS)]);
     }

@@ -93,6 +93,9 @@ pub struct Checkpoint {
     pub line: u64,
     /// Hash of the bytes just before `offset` (detects truncate-and-rewrite).
     pub tail_hash: String,
+    /// The file's size at the last look (0 when unknown): a lower bound of what is lost when
+    /// the file is gone before it was read to its end.
+    pub size: u64,
 }
 
 /// Everything one batch of input changes, committed in one transaction.
@@ -231,6 +234,8 @@ pub trait Store {
     /// Outbox rows due for an attempt at `now` (pending, next attempt reached).
     fn due_deliveries(&self, now: Timestamp) -> Result<Vec<Delivery>, StoreError>;
     fn deliveries(&self, key: Option<&str>) -> Result<Vec<Delivery>, StoreError>;
+    /// How many outbox rows have this status (without loading them).
+    fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64, StoreError>;
     /// Records an attempt's result on one outbox row.
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError>;
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;

@@ -11,7 +11,7 @@ use super::*;
 use crate::track::IntentDraft;
 
 /// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
 const MIGRATIONS: &[&str] = &[r#"
@@ -80,7 +80,11 @@ CREATE TABLE checkpoints (
     line      INTEGER NOT NULL,
     tail_hash TEXT NOT NULL
 );
-"#];
+"#,
+    // 2: the file size a checkpoint's file had when last looked at, so that a file gone
+    // while recur was down is reported with (at least) the bytes it had not read.
+    "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -395,8 +399,8 @@ impl Store for SqliteStore {
             }
             let mut cp = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(classify)?;
             for c in &batch.checkpoints {
@@ -408,7 +412,8 @@ impl Store for SqliteStore {
                     c.head_len as i64,
                     c.offset as i64,
                     c.line as i64,
-                    c.tail_hash
+                    c.tail_hash,
+                    c.size as i64
                 ])
                 .map_err(classify)?;
             }
@@ -617,6 +622,17 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
+    fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM deliveries WHERE status = ?1",
+                params![status.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError> {
         self.conn
             .execute(
@@ -630,7 +646,7 @@ impl Store for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT path, dev, inode, head_hash, head_len, offset, line, tail_hash FROM checkpoints ORDER BY path")
+            .prepare_cached("SELECT path, dev, inode, head_hash, head_len, offset, line, tail_hash, size FROM checkpoints ORDER BY path")
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map([], |r| {
@@ -643,6 +659,7 @@ impl Store for SqliteStore {
                     offset: r.get::<_, i64>(5)? as u64,
                     line: r.get::<_, i64>(6)? as u64,
                     tail_hash: r.get(7)?,
+                    size: r.get::<_, i64>(8)? as u64,
                 })
             })
             .map_err(|e| self.sql(e))?;

@@ -17,6 +17,7 @@
 //! max_notifications = 20                 # per run; the rest fold into one digest
 //! max_attempts      = 8                  # sends before an outbox entry is given up
 //! timeout           = "10s"
+//! retry_after       = "30s"              # first retry of a failed send; doubles, up to 1h
 //!
 //! [redact]
 //! fields   = ["session_id"]              # extra field names to mask in samples
@@ -73,7 +74,7 @@ const INPUT_KEYS: &[&str] = &[
     "max_line_bytes",
 ];
 const STATE_KEYS: &[&str] = &["path"];
-const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout"];
+const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout", "retry_after"];
 const REDACT_KEYS: &[&str] = &["fields", "patterns"];
 const FORMATS: &[&str] = &["auto", "json", "gcp", "docker", "cri", "logfmt", "text"];
 const CHANNEL_TYPES: &[&str] = &["email", "webhook", "slack", "console"];
@@ -155,6 +156,9 @@ pub struct NotifyConfig {
     pub max_attempts: u32,
     /// Per-send network timeout.
     pub timeout: SignedDuration,
+    /// Wait before the first retry of a failed send; doubled after each further failure,
+    /// capped at an hour.
+    pub retry_after: SignedDuration,
 }
 
 impl Default for NotifyConfig {
@@ -163,6 +167,7 @@ impl Default for NotifyConfig {
             max_notifications: 20,
             max_attempts: 8,
             timeout: SignedDuration::from_secs(10),
+            retry_after: SignedDuration::from_secs(30),
         }
     }
 }
@@ -431,10 +436,14 @@ fn read_notify(r: &mut Reader<'_>, t: &dyn TableLike) -> Option<NotifyConfig> {
             .and_then(|n| u32::try_from(n).ok())
     });
     let timeout = r.optional(t, "timeout", d.timeout, |r, i| r.duration("timeout", i));
+    let retry_after = r.optional(t, "retry_after", d.retry_after, |r, i| {
+        r.duration("retry_after", i)
+    });
     Some(NotifyConfig {
         max_notifications: max_notifications?,
         max_attempts: max_attempts?,
         timeout: timeout?,
+        retry_after: retry_after?,
     })
 }
 

@@ -378,6 +378,7 @@ fn spawn_outbox(
                     return;
                 }
             };
+            tracing::debug!("outbox: started");
             let mut rules = rules;
             loop {
                 let mut msgs = Vec::new();
@@ -392,6 +393,7 @@ fn spawn_outbox(
                         rules = r;
                     }
                 }
+                tracing::debug!("outbox: draining");
                 let d = match crate::sink::drain(
                     &mut store,
                     &rules,

@@ -124,10 +124,12 @@ pub struct DrainStats {
     pub errors: Vec<String>,
 }
 
-/// Backoff before attempt `n + 1` after `n` failures: 30s, 1m, 2m, … capped at 1h.
-pub fn backoff(attempts: u32) -> SignedDuration {
-    let secs = 30i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(7));
-    SignedDuration::from_secs(secs.min(3600))
+/// Backoff before attempt `n + 1` after `n` failures: `first` (`[notify] retry_after`,
+/// 30s by default), then doubling (1m, 2m, …), capped at 1h.
+pub fn backoff(attempts: u32, first: SignedDuration) -> SignedDuration {
+    let ms = (first.as_millis().max(0) as i64)
+        .saturating_mul(1i64 << attempts.saturating_sub(1).min(7));
+    SignedDuration::from_millis(ms.min(3_600_000))
 }
 
 /// How a drain picks its rows.
@@ -229,7 +231,7 @@ pub fn drain_with(
                     upd.status = DeliveryStatus::Failed;
                     stats.failed += 1;
                 } else {
-                    upd.next_attempt = Some(now + backoff(upd.attempts));
+                    upd.next_attempt = Some(now + backoff(upd.attempts, config.notify.retry_after));
                     stats.retrying += 1;
                 }
                 stats.errors.push(format!(

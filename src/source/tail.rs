@@ -524,7 +524,8 @@ impl Tailer {
             // A symlinked file (Kubernetes) rotates in its target's directory.
             if let Ok(real) = std::fs::canonicalize(path) {
                 if let Some(parent) = real.parent() {
-                    if parent != dir {
+                    let here = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                    if parent != here {
                         out.insert((parent.to_path_buf(), false));
                     }
                 }

@@ -470,6 +470,9 @@ pub enum Reply {
     Status(u16),
     /// Reads the request whole, then closes without answering (a crash after receiving).
     Hangup,
+    /// Reads the request whole, then keeps the connection open without answering (a receiver
+    /// that hangs), for 30 s.
+    Silent,
 }
 
 /// An HTTP receiver answering from a script, then 200 for everything.
@@ -558,6 +561,10 @@ fn http_session(
             .unwrap_or(Reply::Status(200));
         match reply {
             Reply::Hangup => Ok(()),
+            Reply::Silent => {
+                std::thread::sleep(Duration::from_secs(30));
+                Ok(())
+            }
             Reply::Status(code) => {
                 let (reason, body) = match code {
                     200 => ("OK", "ok"),

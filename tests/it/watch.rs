@@ -930,6 +930,8 @@ fn directory_missing_at_start_is_watched_when_it_appears() {
     let ws = Workspace::new();
     ws.rule("num", RULE);
     let w = Watch::start_quiet(&ws, &["logs", "--watch-mode", "native"]);
+    w.wait_log("watching with native notifications", 10);
+    assert!(!w.log().contains("dir=logs"), "{}", w.log());
     std::fs::create_dir(ws.join("logs")).unwrap();
     w.wait_log("watching directory dir=logs", 10);
     append(&ws.join("logs/app.log"), &line(0));

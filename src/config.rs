@@ -74,7 +74,12 @@ const INPUT_KEYS: &[&str] = &[
     "max_line_bytes",
 ];
 const STATE_KEYS: &[&str] = &["path"];
-const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout", "retry_after"];
+const NOTIFY_KEYS: &[&str] = &[
+    "max_notifications",
+    "max_attempts",
+    "timeout",
+    "retry_after",
+];
 const REDACT_KEYS: &[&str] = &["fields", "patterns"];
 const FORMATS: &[&str] = &["auto", "json", "gcp", "docker", "cri", "logfmt", "text"];
 const CHANNEL_TYPES: &[&str] = &["email", "webhook", "slack", "console"];

@@ -44,6 +44,7 @@ path = "/var/lib/recur/state.db"
 max_notifications = 5
 max_attempts      = 3
 timeout           = "30s"
+retry_after       = "5s"
 
 [redact]
 fields   = ["session_id"]
@@ -86,7 +87,8 @@ fn parses_a_full_config() {
         NotifyConfig {
             max_notifications: 5,
             max_attempts: 3,
-            timeout: SignedDuration::from_secs(30)
+            timeout: SignedDuration::from_secs(30),
+            retry_after: SignedDuration::from_secs(5),
         }
     );
     assert_eq!(c.redact.fields, ["session_id"]);

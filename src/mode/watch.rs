@@ -11,12 +11,12 @@
 pub mod metrics;
 
 use std::collections::{BTreeSet, HashMap};
-use std::os::unix::fs::MetadataExt;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -864,7 +864,12 @@ impl Looper<'_> {
                 &mut stats,
                 &mut tally,
             );
-            (start, reader.consumed_offset(), reader.next_line_number(), r)
+            (
+                start,
+                reader.consumed_offset(),
+                reader.next_line_number(),
+                r,
+            )
         };
         t.advance(end, line);
         if let Err(e) = result {
@@ -966,5 +971,26 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             Metrics::add(&m.bytes_lost, *bytes);
             tracing::error!(file = %path, offset, bytes_lost = bytes, "data lost (at least bytes_lost bytes): {reason}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_identities_are_stable_and_tell_places_apart() {
+        let head = b"{\"a\":1}\n{\"a\":1}\n".to_vec();
+        let first = record_identity((1, 2), &head, 8);
+        let second = record_identity((1, 2), &head, 16);
+        assert_ne!(first, second, "identical lines at two offsets");
+        // The same record read later, when the file (and its head) has grown.
+        let mut grown = head.clone();
+        grown.extend_from_slice(&[b'x'; 2000]);
+        assert_eq!(record_identity((1, 2), &grown, 8), first);
+        assert_eq!(record_identity((1, 2), &grown, 16), second);
+        // Another file, or the same inode holding other bytes.
+        assert_ne!(record_identity((1, 3), &head, 8), first);
+        assert_ne!(record_identity((1, 2), b"{\"b\":2}\n", 8), first);
     }
 }

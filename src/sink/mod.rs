@@ -127,8 +127,8 @@ pub struct DrainStats {
 /// Backoff before attempt `n + 1` after `n` failures: `first` (`[notify] retry_after`,
 /// 30s by default), then doubling (1m, 2m, …), capped at 1h.
 pub fn backoff(attempts: u32, first: SignedDuration) -> SignedDuration {
-    let ms = (first.as_millis().max(0) as i64)
-        .saturating_mul(1i64 << attempts.saturating_sub(1).min(7));
+    let ms =
+        (first.as_millis().max(0) as i64).saturating_mul(1i64 << attempts.saturating_sub(1).min(7));
     SignedDuration::from_millis(ms.min(3_600_000))
 }
 

@@ -618,7 +618,8 @@ impl Tailer {
                 let Ok(file) = File::open(path) else { continue };
                 let cp = &startup[&key];
                 let here = path.display().to_string();
-                let Ok(mut t) = Tailed::open(path, here.clone(), file, cp.offset, cp.line, self.framing)
+                let Ok(mut t) =
+                    Tailed::open(path, here.clone(), file, cp.offset, cp.line, self.framing)
                 else {
                     continue;
                 };
@@ -973,7 +974,9 @@ impl Tailer {
         let seen = t.max_seen.max(old_offset);
         // copytruncate: the copy holds our bytes up to the moment it was taken.
         let copy = self.find_copy(path, &cp, false);
-        let covered = copy.as_ref().map_or(old_offset, |c| c.last_size.max(old_offset));
+        let covered = copy
+            .as_ref()
+            .map_or(old_offset, |c| c.last_size.max(old_offset));
         let lost = seen.saturating_sub(covered);
         // Start over on the same file.
         if let Ok(file) = File::open(path) {
@@ -1087,6 +1090,7 @@ impl Tailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn read_all(t: &mut Tailed) -> Vec<String> {
         let mut out = Vec::new();
@@ -1217,5 +1221,179 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["bbbbbbbbbb"]);
+    }
+
+    fn dir_tailer(dir: &Path) -> Tailer {
+        Tailer::new(
+            vec![dir.display().to_string()],
+            StartAt::Beginning,
+            None,
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn a_rename_matched_by_the_pattern_is_followed_on_not_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        // logrotate `create`: renamed, then a new file; the writer still appends to the old.
+        let p1 = dir.path().join("app.log.1");
+        std::fs::rename(&p, &p1).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p1)
+            .unwrap()
+            .write_all(b"c\n")
+            .unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Renamed { to, .. } if to.ends_with("app.log.1"))),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p1).unwrap()), ["c"]);
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["d"]);
+        assert!(t.rotated.is_empty());
+        // Looked at again: nothing is read twice.
+        t.reconcile();
+        for f in t.files_mut() {
+            assert!(read_all(f).is_empty());
+        }
+    }
+
+    #[test]
+    fn compressed_files_are_skipped_by_name_and_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.log"), "").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        std::fs::write(dir.path().join("app.log.1.gz"), b"\x1f\x8b\x08\0\0\0").unwrap();
+        // No telling name, gzip bytes.
+        std::fs::write(dir.path().join("old"), b"\x1f\x8b\x08\0garbage\n").unwrap();
+        let events = t.reconcile();
+        let skipped = events
+            .iter()
+            .filter(|e| matches!(e, TailEvent::Skipped { .. }))
+            .count();
+        assert_eq!(skipped, 1, "{events:?}");
+        let old = dir.path().join("old");
+        assert!(read_all(t.live.get_mut(&old).unwrap()).is_empty());
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Skipped { path, .. } if path.ends_with("old"))),
+            "{events:?}"
+        );
+        assert!(!t.live.contains_key(&old));
+        assert!(t.reconcile().is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_copy_next_to_a_followed_file_is_not_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        // copytruncate: copy, then truncate.
+        std::fs::write(dir.path().join("app.log.1"), "a\nb\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Skipped { .. })),
+            "{events:?}"
+        );
+        std::fs::write(&p, "c\n").unwrap();
+        t.reconcile();
+        let mut all = Vec::new();
+        for f in t.files_mut() {
+            all.extend(read_all(f));
+        }
+        assert_eq!(all, ["c"]);
+    }
+
+    #[test]
+    fn a_hole_left_by_a_writer_that_does_not_append_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        w.write_all(b"one\ntwo\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["one", "two"]);
+        // The copy is taken, a line is written, then the file is truncated; the writer's next
+        // line lands at its old position.
+        std::fs::write(dir.path().join("app.log.1"), "one\ntwo\n").unwrap();
+        w.write_all(b"three\n").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        w.write_all(b"four\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                TailEvent::Truncated {
+                    recovered_from: Some(_),
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["four"]);
+        let events = t.reconcile();
+        // "three\n" (6 bytes) was in neither file: the hole is 14 bytes, the copy 8.
+        assert!(
+            events.contains(&TailEvent::Hole {
+                path: p.display().to_string(),
+                hole: 14,
+                lost: 6
+            }),
+            "{events:?}"
+        );
+        assert!(
+            read_all(&mut t.rotated[0]).is_empty(),
+            "the copy holds nothing unread"
+        );
+    }
+
+    #[test]
+    fn checkpoints_carry_the_size_seen_for_loss_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\npartial").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a"]);
+        let cp = t.live.get_mut(&p).unwrap().checkpoint().unwrap();
+        assert_eq!((cp.offset, cp.size), (2, 9));
+        drop(t);
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "new\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp]);
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Lost { bytes: 7, .. })),
+            "{events:?}"
+        );
     }
 }

@@ -14,7 +14,8 @@ use crate::track::IntentDraft;
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE occurrences (
     remediation TEXT NOT NULL,
     identity    TEXT NOT NULL,
@@ -833,9 +834,12 @@ mod tests {
         );
         assert_eq!(s.add_intents(&[row], t).unwrap().len(), 0);
         assert_eq!(s.due_deliveries(t).unwrap().len(), 2);
+        assert_eq!(s.count_deliveries(DeliveryStatus::Pending).unwrap(), 2);
         let mut del = s.deliveries(Some("R/x/0")).unwrap()[0].clone();
         del.status = DeliveryStatus::Sent;
         s.update_delivery(&del).unwrap();
+        assert_eq!(s.count_deliveries(DeliveryStatus::Pending).unwrap(), 1);
+        assert_eq!(s.count_deliveries(DeliveryStatus::Sent).unwrap(), 1);
         assert_eq!(
             s.intent("R/x/0").unwrap().unwrap().status,
             DeliveryStatus::Pending

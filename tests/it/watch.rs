@@ -260,7 +260,11 @@ fn numbers(ws: &Workspace) -> Vec<u64> {
 /// Asserts that every number in `0..n` was stored exactly once.
 fn assert_exactly_once(ws: &Workspace, n: u64) {
     let got = numbers(ws);
-    let doubled: Vec<u64> = got.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let doubled: Vec<u64> = got
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
     let missing: Vec<u64> = (0..n).filter(|i| got.binary_search(i).is_err()).collect();
     assert!(
         doubled.is_empty() && missing.is_empty() && got.len() as u64 == n,
@@ -439,7 +443,12 @@ fn logrotate_under_a_directory_pattern_reads_every_line_once() {
         let (n, w) = rotate_under_load(&ws, mode, 3, pattern, false);
         w.wait_metric("recur_events_total", n, 15);
         w.wait_settled(15);
-        assert_eq!(w.metric("recur_events_total"), n, "{mode} {pattern}\n{}", w.log());
+        assert_eq!(
+            w.metric("recur_events_total"),
+            n,
+            "{mode} {pattern}\n{}",
+            w.log()
+        );
         assert_eq!(w.metric("recur_invalid_total"), 0, "{mode}: {}", w.log());
         let log = w.log();
         assert_eq!(w.stop(), 0);
@@ -493,7 +502,13 @@ fn bytes_of(numbers: &[u64]) -> u64 {
 /// reported, log).
 fn copytruncate_run(in_place: bool) -> (u64, Vec<u64>, u64, String) {
     let ws = setup();
-    let (n, w) = rotate_under_load(&ws, "  copytruncate\n  nocompress", 5, "logs/app.log", in_place);
+    let (n, w) = rotate_under_load(
+        &ws,
+        "  copytruncate\n  nocompress",
+        5,
+        "logs/app.log",
+        in_place,
+    );
     w.wait_settled(20);
     assert!(w.metric("recur_truncations_total") >= 5, "{}", w.log());
     assert!(w.log().contains("from the copy"), "{}", w.log());
@@ -504,7 +519,11 @@ fn copytruncate_run(in_place: bool) -> (u64, Vec<u64>, u64, String) {
     let log = w.log();
     assert_eq!(w.stop(), 0);
     let got = numbers(&ws);
-    let doubled: Vec<u64> = got.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let doubled: Vec<u64> = got
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
     assert!(doubled.is_empty(), "read twice: {doubled:?}\n{log}");
     let (_, read) = counts(&ws);
     assert_eq!(read, events);
@@ -549,7 +568,10 @@ fn logrotate_copytruncate_never_counts_twice_and_reports_what_it_saw_lost() {
         missing.len(),
         bytes_of(&missing)
     );
-    assert!(reported <= bytes_of(&missing), "reported {reported}, missing {missing:?}\n{log}");
+    assert!(
+        reported <= bytes_of(&missing),
+        "reported {reported}, missing {missing:?}\n{log}"
+    );
     assert!(log.contains("copytruncate"), "{log}");
 }
 
@@ -810,7 +832,10 @@ fn notify_setup(url: &str, extra: &str) -> Workspace {
 
 /// The outbox rows, from `recur outbox list`.
 fn outbox(ws: &Workspace) -> Vec<serde_json::Value> {
-    let out = ws.recur().args(["outbox", "list", "--format", "json"]).run();
+    let out = ws
+        .recur()
+        .args(["outbox", "list", "--format", "json"])
+        .run();
     out.json().as_array().unwrap().clone()
 }
 
@@ -850,7 +875,12 @@ fn failed_sends_are_retried_on_later_turns() {
     let w = Watch::start(&ws, &["logs/app.log"]);
     append(&ws.join("logs/app.log"), &line(1));
     w.wait_metric("recur_notifications_sent_total", 1, 20);
-    assert_eq!(w.metric("recur_notifications_failed_total"), 2, "{}", w.log());
+    assert_eq!(
+        w.metric("recur_notifications_failed_total"),
+        2,
+        "{}",
+        w.log()
+    );
     w.wait_metric_where("recur_notifications_pending", "0", |v| v == 0, 10);
     assert_eq!(w.stop(), 0);
     let reqs = hook.requests();

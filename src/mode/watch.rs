@@ -259,7 +259,18 @@ const FAULT_NO_NATIVE: &str = "RECUR_FAULT_NO_NATIVE_WATCH";
 struct NativeWatch {
     watcher: notify::RecommendedWatcher,
     /// Directory → (recursive, identity it was watched with; `None`: not watched now).
-    dirs: HashMap<PathBuf, (bool, Option<(u64, u64)>)>,
+    dirs: HashMap<PathBuf, (bool, Option<(u64, u64, u128)>)>,
+}
+
+/// A directory's identity: device, inode and creation time (where the file system keeps it),
+/// so a directory removed and recreated at once under a reused inode is still a new one.
+fn dir_identity(m: &std::fs::Metadata) -> (u64, u64, u128) {
+    let born = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (m.dev(), m.ino(), born)
 }
 
 /// Whether a watch error means notifications are exhausted (fall back to polling) rather
@@ -314,7 +325,7 @@ impl NativeWatch {
             let id = std::fs::metadata(dir)
                 .ok()
                 .filter(|m| m.is_dir())
-                .map(|m| (m.dev(), m.ino()));
+                .map(|m| dir_identity(&m));
             let entry = self.dirs.entry(dir.clone()).or_insert((*recursive, None));
             if entry.1.is_some() && entry.1 == id && entry.0 == *recursive {
                 continue;

@@ -83,8 +83,11 @@ CREATE TABLE checkpoints (
 );
 "#,
     // 2: the file size a checkpoint's file had when last looked at, so that a file gone
-    // while recur was down is reported with (at least) the bytes it had not read.
-    "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+    // while recur was down is reported with (at least) the bytes it had not read; and an
+    // index so that the sidecar's outbox looks (due rows, the pending count, every second)
+    // cost nothing however many notifications history holds.
+    "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX deliveries_status ON deliveries (status)",
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

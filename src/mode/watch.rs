@@ -259,12 +259,15 @@ const FAULT_NO_NATIVE: &str = "RECUR_FAULT_NO_NATIVE_WATCH";
 struct NativeWatch {
     watcher: notify::RecommendedWatcher,
     /// Directory → (recursive, identity it was watched with; `None`: not watched now).
-    dirs: HashMap<PathBuf, (bool, Option<(u64, u64, u128)>)>,
+    dirs: HashMap<PathBuf, (bool, Option<DirId>)>,
 }
+
+/// Device, inode and creation time of a directory.
+type DirId = (u64, u64, u128);
 
 /// A directory's identity: device, inode and creation time (where the file system keeps it),
 /// so a directory removed and recreated at once under a reused inode is still a new one.
-fn dir_identity(m: &std::fs::Metadata) -> (u64, u64, u128) {
+fn dir_identity(m: &std::fs::Metadata) -> DirId {
     let born = m
         .created()
         .ok()

@@ -586,6 +586,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
     };
     let mut reload = false;
     let mut last_dirs = Instant::now();
+    let mut dirs_due = false;
     loop {
         metrics.beat();
         if reload
@@ -624,8 +625,9 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         }
         // Directories that appeared or were recreated get their watch (again).
         if let Some(w) = &mut native {
-            if last_dirs.elapsed() >= DIRS_EVERY {
+            if dirs_due || last_dirs.elapsed() >= DIRS_EVERY {
                 last_dirs = Instant::now();
+                dirs_due = false;
                 match w.sync(&tailer.watch_dirs()) {
                     Ok(added) => {
                         for d in added {
@@ -655,9 +657,9 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
             Some(Wake::Reload) => reload = true,
             Some(Wake::Rescan) => {
                 tracing::debug!("notification queue overflowed; looking at every file");
-                last_dirs -= DIRS_EVERY;
+                dirs_due = true;
             }
-            Some(Wake::Fs) => last_dirs -= DIRS_EVERY,
+            Some(Wake::Fs) => dirs_due = true,
             None => {}
         }
         if stop.load(Ordering::Relaxed) {

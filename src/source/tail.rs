@@ -451,9 +451,10 @@ pub struct Tailer {
     startup: Option<HashMap<String, Checkpoint>>,
     /// Paths never followed (the state database and its journal files).
     exclude: Vec<PathBuf>,
-    /// Matching paths that are not read (compressed archives, copies, second names), with
-    /// the identity they had: looked at again only when it changes.
-    ignored: HashMap<PathBuf, (u64, u64)>,
+    /// Identities of matching files that are not read (compressed archives, copies, second
+    /// names), under whatever name they show up later (a copy renamed by the next rotation).
+    /// Only identities still found under a matching path are kept.
+    ignored: BTreeSet<(u64, u64)>,
     /// Files drained and closed, by identity, with where reading ended: a file that shows up
     /// again under a matching name is followed on from there, never re-read. Only identities
     /// still found under a matching path are kept.
@@ -481,7 +482,7 @@ impl Tailer {
                     .collect(),
             ),
             exclude: Vec::new(),
-            ignored: HashMap::new(),
+            ignored: BTreeSet::new(),
             finished: HashMap::new(),
         }
     }
@@ -570,7 +571,7 @@ impl Tailer {
         for p in compressed {
             let t = self.live.remove(&p).unwrap();
             self.forget.push(t.key.clone());
-            self.ignored.insert(p.clone(), (t.dev, t.ino));
+            self.ignored.insert((t.dev, t.ino));
             events.push(TailEvent::Skipped {
                 path: p.display().to_string(),
                 reason: "a compressed archive",
@@ -580,7 +581,6 @@ impl Tailer {
         let mut startup = self.startup.take().unwrap_or_default();
         let paths = self.discover();
         let present: BTreeSet<&PathBuf> = paths.iter().collect();
-        self.ignored.retain(|p, _| present.contains(p));
 
         // Followed files that vanished: drain what is left through the open descriptor.
         let gone: Vec<PathBuf> = self
@@ -690,11 +690,11 @@ impl Tailer {
                 events.push(ev);
                 continue;
             }
-            if self.ignored.get(path) == Some(&id) {
+            if self.ignored.contains(&id) {
                 continue;
             }
             if compressed_name(path) {
-                self.ignored.insert(path.clone(), id);
+                self.ignored.insert(id);
                 events.push(TailEvent::Skipped {
                     path: path.display().to_string(),
                     reason: "a compressed archive (by its name)",
@@ -713,7 +713,7 @@ impl Tailer {
                     continue;
                 }
                 if let Some(of) = self.copy_of(path) {
-                    self.ignored.insert(path.clone(), id);
+                    self.ignored.insert(id);
                     events.push(TailEvent::Skipped {
                         path: format!("{key} (a copy of {})", of.display()),
                         reason: "a copy of a followed file (its lines are read from the original)",
@@ -729,6 +729,7 @@ impl Tailer {
             .filter_map(|p| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())))
             .collect();
         self.finished.retain(|id, _| ids.contains(id));
+        self.ignored.retain(|id| ids.contains(id));
 
         // Startup checkpoints left: rotated files recur was draining, or files gone.
         for (key, cp) in startup {
@@ -778,7 +779,7 @@ impl Tailer {
         let mut t = if let Some(other) = other {
             // A second name of the same file (a hard link) is not a rename.
             if std::fs::metadata(&other).is_ok_and(|m| (m.dev(), m.ino()) == id) {
-                self.ignored.insert(path.to_path_buf(), id);
+                self.ignored.insert(id);
                 return None;
             }
             self.live.remove(&other).unwrap()

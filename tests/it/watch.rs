@@ -439,23 +439,57 @@ fn logrotate_under_a_directory_pattern_reads_every_line_once() {
         ("  create\n  compress\n  delaycompress", "logs/app.log*"),
         ("  create\n  nocompress", "logs"),
     ] {
-        let ws = setup();
-        let (n, w) = rotate_under_load(&ws, mode, 3, pattern, false);
+        directory_run(mode, pattern, true);
+    }
+}
+
+/// copytruncate under a directory: the copies (and their later renames) are never read from
+/// their start; nothing is read twice.
+#[test]
+fn logrotate_copytruncate_under_a_directory_pattern_never_reads_twice() {
+    directory_run("  copytruncate\n  nocompress", "logs", false);
+}
+
+/// Rotations under load with recur following a directory or a glob. `exact`: every line once
+/// (`create`); else (copytruncate, appending writer) none twice and no more reported lost than
+/// was.
+fn directory_run(mode: &str, pattern: &str, exact: bool) {
+    let ws = setup();
+    let (n, w) = rotate_under_load(&ws, mode, 3, pattern, false);
+    if exact {
         w.wait_metric("recur_events_total", n, 15);
-        w.wait_settled(15);
-        assert_eq!(
-            w.metric("recur_events_total"),
-            n,
-            "{mode} {pattern}\n{}",
-            w.log()
-        );
-        assert_eq!(w.metric("recur_invalid_total"), 0, "{mode}: {}", w.log());
-        let log = w.log();
-        assert_eq!(w.stop(), 0);
+    }
+    w.wait_settled(15);
+    let events = w.metric("recur_events_total");
+    let invalid = w.metric("recur_invalid_total");
+    let reported = w.metric("recur_bytes_lost_total");
+    let log = w.log();
+    assert_eq!(w.stop(), 0);
+    let got = numbers(&ws);
+    assert_eq!(got.len() as u64, events, "{log}");
+    if exact {
+        assert_eq!(events, n, "{mode} {pattern}\n{log}");
+        assert_eq!(invalid, 0, "{mode}: {log}");
         assert_exactly_once(&ws, n);
         if mode.contains("  compress") {
             assert!(log.contains("not read: a compressed archive"), "{log}");
         }
+    } else {
+        let doubled: Vec<u64> = got
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        assert!(doubled.is_empty(), "read twice: {doubled:?}\n{log}");
+        let missing: Vec<u64> = (0..n).filter(|i| got.binary_search(i).is_err()).collect();
+        assert!(
+            reported <= bytes_of(&missing),
+            "{reported} > {missing:?}\n{log}"
+        );
+        assert!(
+            log.contains("a copy of a followed file") || log.contains("from the copy"),
+            "{log}"
+        );
     }
 }
 
@@ -511,7 +545,9 @@ fn copytruncate_run(in_place: bool) -> (u64, Vec<u64>, u64, String) {
     );
     w.wait_settled(20);
     assert!(w.metric("recur_truncations_total") >= 5, "{}", w.log());
-    assert!(w.log().contains("from the copy"), "{}", w.log());
+    // Each truncation is seen; the rest is read from the copy unless recur had already read
+    // past the copy's end (a slow copy-to-truncate window), which then holds nothing new.
+    assert!(w.log().matches("truncated").count() >= 5, "{}", w.log());
     let lost_bytes = w.metric("recur_bytes_lost_total");
     let events = w.metric("recur_events_total");
     // The zeros of a hole are never read as a line; only a copy's cut last line may be.
@@ -594,7 +630,6 @@ fn kill_9_and_rotation_while_down_lose_and_double_nothing() {
         }
         w = Watch::start(&ws, &["logs/app.log", "--from-beginning"]);
     }
-    w.wait_metric("recur_events_total", 1, 15);
     w.wait_metric_where("recur_checkpoint_lag_bytes", "0", |v| v == 0, 15);
     let deadline = Instant::now() + Duration::from_secs(15);
     while counts(&ws).1 < written && Instant::now() < deadline {

@@ -899,6 +899,17 @@ fn sigterm_exits_promptly_while_a_send_hangs() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["status"], "pending", "{rows:?}");
     assert_eq!(hook.requests().len(), 1);
+    let key = hook.requests()[0].json()["dedup_key"].clone();
+    // The next start sends it again, under the same key, to a receiver that answers.
+    let ok = HttpServer::start(&[]);
+    let config = std::fs::read_to_string(ws.join("recur.toml")).unwrap();
+    ws.write("recur.toml", config.replace(&hook.url("/hook"), &ok.url("/hook")));
+    let w = Watch::start(&ws, &["logs/app.log"]);
+    w.wait_metric("recur_notifications_sent_total", 1, 10);
+    assert_eq!(w.stop(), 0);
+    assert_eq!(ok.requests().len(), 1);
+    assert_eq!(ok.requests()[0].json()["dedup_key"], key);
+    assert_eq!(outbox(&ws)[0]["status"], "sent");
 }
 
 /// A receiver that refuses is retried on later turns (here after `retry_after`) until it

@@ -5,9 +5,11 @@
 #   benches/watch_latency.sh [SECONDS] [RECUR_BINARY] [HISTORY]
 #
 # 1. Seeds a state with HISTORY (default 200000) stored occurrences of another remediation
-#    (`recur scan --no-notify` of a generated file).
+#    (`recur scan` of a generated file; its notifications go to the console then, so the
+#    outbox holds nothing pending).
 # 2. Starts the sidecar (native notifications) on an empty log and runs a steady writer for
 #    SECONDS (default 60): 200 non-matching lines a second, plus a probe line every 60 ms.
+#    The writer starts after a 5 s warm-up (the first turn recomputes every remediation).
 #    Each probe opens its own episode (`resolve` is shorter than the probe spacing) and so
 #    produces one console notification; the time from the probe's write to its notification
 #    on stderr is its latency. Reported: p50/p99/max over every probe answered.
@@ -55,7 +57,7 @@ with tempfile.TemporaryDirectory() as d:
             f.write('{"time":"%s","error_code":"OLD","n":%d}\n' % (stamp(t), i))
     t0 = time.perf_counter()
     # Exit 1 means recurrences were found, which they are.
-    r = subprocess.run([binary, "scan", "--no-notify", "history.log"], cwd=d,
+    r = subprocess.run([binary, "scan", "history.log"], cwd=d,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode not in (0, 1):
         sys.exit(f"seeding the history failed: {r.stderr}")
@@ -82,6 +84,7 @@ with tempfile.TemporaryDirectory() as d:
     threading.Thread(target=read, daemon=True).start()
     if not ready.wait(30):
         sys.exit("recur watch did not start")
+    time.sleep(5)
 
     def cpu():
         f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()

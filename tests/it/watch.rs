@@ -903,7 +903,10 @@ fn sigterm_exits_promptly_while_a_send_hangs() {
     // The next start sends it again, under the same key, to a receiver that answers.
     let ok = HttpServer::start(&[]);
     let config = std::fs::read_to_string(ws.join("recur.toml")).unwrap();
-    ws.write("recur.toml", config.replace(&hook.url("/hook"), &ok.url("/hook")));
+    ws.write(
+        "recur.toml",
+        config.replace(&hook.url("/hook"), &ok.url("/hook")),
+    );
     let w = Watch::start(&ws, &["logs/app.log"]);
     w.wait_metric("recur_notifications_sent_total", 1, 10);
     assert_eq!(w.stop(), 0);

@@ -70,7 +70,15 @@ fn run_search(data: &[u8], matcher: &Matcher, cfg: &SearchConfig) -> u64 {
     let mut sink = CountSink::default();
     let mut stats = Stats::default();
     let mut invalid = InvalidTally::default();
-    search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut invalid).unwrap();
+    search(
+        &mut reader,
+        matcher,
+        cfg,
+        &mut sink,
+        &mut stats,
+        &mut invalid,
+    )
+    .unwrap();
     sink.occurrences + sink.covered + stats.records
 }
 

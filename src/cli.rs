@@ -89,12 +89,16 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let stderr = std::io::stderr();
     let color_out = cli.color.enabled(stdout.is_terminal());
     let color_err = cli.color.enabled(stderr.is_terminal());
+    if let Command::Watch(a) = &cli.command {
+        // The sidecar's threads (outbox, metrics) log too: nobody may hold the stderr lock.
+        return mode::watch::run(a, color_err, &mut std::io::stderr());
+    }
     let mut out = stdout.lock();
     let mut err = stderr.lock();
     match &cli.command {
         Command::Scan(a) => mode::scan::run(a, color_out, &mut out, &mut err),
         Command::Grep(a) => mode::grep::run(a, color_out, color_err, &mut out, &mut err),
-        Command::Watch(a) => mode::watch::run(a, color_err, &mut err),
+        Command::Watch(_) => unreachable!("run above"),
         Command::Status(a) => mode::status::run(a, color_out, &mut out, &mut err),
         Command::Check(a) => {
             let config = a

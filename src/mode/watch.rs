@@ -3,17 +3,20 @@
 //! episodes live and sends notifications as soon as an episode opens.
 //!
 //! One loop on one thread: wait for a hint (a file-system event, a signal, or the timer), look
-//! at every file (`stat` is the truth), read what is complete, commit, refresh episodes, drain
-//! the outbox. Between hints the thread blocks on a channel, so an idle sidecar costs nothing.
+//! at every file (`stat` is the truth), read what is complete, commit, record the intents of
+//! episodes that got new occurrences. Between hints the thread blocks on a channel, so an idle
+//! sidecar costs nothing. The outbox is sent on a thread of its own, so a dead receiver holds
+//! up neither reading nor a stop.
 
 pub mod metrics;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -27,7 +30,7 @@ use crate::redact::Redactor;
 use crate::rule::Remediation;
 use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
 use crate::source::framing::{Framing, Record};
-use crate::source::tail::{StartAt, TailEvent, Tailed, Tailer};
+use crate::source::tail::{HEAD_BYTES, StartAt, TailEvent, Tailed, Tailer};
 use crate::store::{Batch, CoverageCell, DeliveryStatus, Store};
 
 /// How file changes are noticed.
@@ -114,8 +117,11 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 const NATIVE_RECHECK: Duration = Duration::from_secs(1);
 /// Bytes read from one file per loop turn, so commits stay small and a stop request is quick.
 const READ_BUDGET: u64 = 4 * 1024 * 1024;
-/// Episodes are recomputed at least this often (reminders), and at once after a new occurrence.
-const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How often watched directories are checked for having appeared or been recreated (and at
+/// once after a file-system event).
+const DIRS_EVERY: Duration = Duration::from_secs(1);
+/// `/healthz` fails when the loop has not turned for this long (or three wait intervals).
+const STALLED: Duration = Duration::from_secs(30);
 /// The outbox is drained at least this often (retries of failed sends).
 const DRAIN_EVERY: Duration = Duration::from_secs(1);
 /// How long to gather a burst of file events before reading.
@@ -198,70 +204,236 @@ fn load(dir: &Path, coverage: CoverageMode) -> Option<Loaded> {
 }
 
 /// The sink of one read: findings for the store, and a stop when a signal asks for it.
+///
+/// An event without an id field gets its identity from where it is, not from its bytes:
+/// the file (device, inode, and its first bytes up to the record's end) and the record's end
+/// offset. Two identical untimed lines are two occurrences, and a record read again after a
+/// restart or under a rotated name has the same identity, so it is stored once.
 struct WatchSink<'a> {
     inner: FindingsSink<'a>,
     stop: &'a AtomicBool,
+    /// Device and inode of the file read.
+    file: (u64, u64),
+    /// The file's first bytes (up to [`HEAD_BYTES`]).
+    head: &'a [u8],
+}
+
+/// The identity of a record without an id field: its file and its end offset. The head hash
+/// covers the file's first bytes up to the record's end, which are fixed once the record is
+/// written, so the identity is the same whenever (and under whatever name) it is read, and an
+/// inode reused by another file gives other identities.
+pub fn record_identity(file: (u64, u64), head: &[u8], end_offset: u64) -> String {
+    let n = (end_offset.min(HEAD_BYTES) as usize).min(head.len());
+    format!(
+        "f:{}:{}:{:016x}@{end_offset}",
+        file.0,
+        file.1,
+        xxhash_rust::xxh3::xxh3_64(&head[..n])
+    )
 }
 
 impl Sink for WatchSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
+        let before = self.inner.out.occurrences.len();
         self.inner.hits(record, event, hits);
+        if event.id.is_none() {
+            let id = record_identity(self.file, self.head, record.end_offset);
+            for o in &mut self.inner.out.occurrences[before..] {
+                o.identity = id.clone();
+            }
+        }
     }
     fn after_record(&mut self, _record: &Record<'_>) -> bool {
         !self.stop.load(Ordering::Relaxed)
     }
 }
 
-/// Starts native notifications on the given directories.
-fn native_watcher(
-    dirs: &[(PathBuf, bool)],
-    tx: Sender<Wake>,
-    ignore: Option<PathBuf>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let wake = match res {
-            Ok(ev) if ev.need_rescan() => Wake::Rescan,
-            Ok(ev) => {
-                // The state database's own writes are not news.
-                if let Some(ig) = &ignore {
+/// Set to make native notifications fail to start, as when inotify is unavailable or its
+/// limits are exhausted (an unprivileged process cannot lower them): lets the fallback to
+/// polling be exercised. Not a user setting.
+const FAULT_NO_NATIVE: &str = "RECUR_FAULT_NO_NATIVE_WATCH";
+
+/// Native notifications on the directories the patterns live in. Directories are watched
+/// again when they appear or are replaced (removed and recreated: a new inode), since a
+/// watch dies with the directory it was put on.
+struct NativeWatch {
+    watcher: notify::RecommendedWatcher,
+    /// Directory → (recursive, identity it was watched with; `None`: not watched now).
+    dirs: HashMap<PathBuf, (bool, Option<DirId>)>,
+}
+
+/// Device, inode and creation time of a directory.
+type DirId = (u64, u64, u128);
+
+/// A directory's identity: device, inode and creation time (where the file system keeps it),
+/// so a directory removed and recreated at once under a reused inode is still a new one.
+fn dir_identity(m: &std::fs::Metadata) -> DirId {
+    let born = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    (m.dev(), m.ino(), born)
+}
+
+/// Whether a watch error means notifications are exhausted (fall back to polling) rather
+/// than a directory that vanished in between.
+fn exhausted(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => matches!(io.raw_os_error(), Some(28 | 24 | 23)), // ENOSPC, EMFILE, ENFILE
+        _ => false,
+    }
+}
+
+impl NativeWatch {
+    fn start(tx: Sender<Wake>, ignore: PathBuf) -> notify::Result<NativeWatch> {
+        if std::env::var_os(FAULT_NO_NATIVE).is_some() {
+            return Err(notify::Error::generic(&format!(
+                "disabled by {FAULT_NO_NATIVE}"
+            )));
+        }
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let wake = match res {
+                Ok(ev) if ev.need_rescan() => Wake::Rescan,
+                Ok(ev) => {
+                    // The state database's own writes are not news.
                     if !ev.paths.is_empty()
                         && ev.paths.iter().all(|p| {
-                            p.starts_with(ig)
-                                || p.to_string_lossy().starts_with(&*ig.to_string_lossy())
+                            p.starts_with(&ignore)
+                                || p.to_string_lossy().starts_with(&*ignore.to_string_lossy())
                         })
                     {
                         return;
                     }
+                    Wake::Fs
                 }
-                Wake::Fs
+                Err(_) => Wake::Rescan,
+            };
+            let _ = tx.send(wake);
+        })?;
+        Ok(NativeWatch {
+            watcher,
+            dirs: HashMap::new(),
+        })
+    }
+
+    /// Watches every wanted directory that exists and is not watched with its current
+    /// identity. Returns the directories newly watched; an error when notifications are
+    /// exhausted.
+    fn sync(&mut self, wanted: &[(PathBuf, bool)]) -> notify::Result<Vec<PathBuf>> {
+        use notify::Watcher;
+        let mut added = Vec::new();
+        for (dir, recursive) in wanted {
+            let id = std::fs::metadata(dir)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| dir_identity(&m));
+            let entry = self.dirs.entry(dir.clone()).or_insert((*recursive, None));
+            if entry.1.is_some() && entry.1 == id && entry.0 == *recursive {
+                continue;
             }
-            Err(_) => Wake::Rescan,
-        };
-        let _ = tx.send(wake);
-    })?;
-    let mut watched = 0;
-    let mut last_err = None;
-    for (dir, recursive) in dirs {
-        let mode = if *recursive {
-            notify::RecursiveMode::Recursive
-        } else {
-            notify::RecursiveMode::NonRecursive
-        };
-        match w.watch(dir, mode) {
-            Ok(()) => watched += 1,
-            Err(e) => {
-                tracing::debug!(dir = %dir.display(), "not watched: {e}");
-                last_err = Some(e);
+            if entry.1.is_some() {
+                // The old watch died with its directory (or never saw the new one).
+                let _ = self.watcher.unwatch(dir);
+                entry.1 = None;
+            }
+            let Some(id) = id else { continue };
+            let mode = if *recursive {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            match self.watcher.watch(dir, mode) {
+                Ok(()) => {
+                    *entry = (*recursive, Some(id));
+                    added.push(dir.clone());
+                }
+                Err(e) if exhausted(&e) => return Err(e),
+                Err(e) => tracing::debug!(dir = %dir.display(), "not watched: {e}"),
             }
         }
+        Ok(added)
     }
-    if watched == 0 {
-        if let Some(e) = last_err {
-            return Err(e);
-        }
+
+    fn watched(&self) -> u64 {
+        self.dirs.values().filter(|d| d.1.is_some()).count() as u64
     }
-    Ok(w)
+}
+
+/// Messages to the outbox thread.
+enum OutboxMsg {
+    /// New intents: drain now.
+    Drain,
+    /// The rules in force changed.
+    Rules(Arc<[Remediation]>),
+}
+
+/// Sends the outbox on its own thread with its own connection to the state database, so a
+/// receiver that accepts and never answers (each send waits up to `[notify] timeout`) never
+/// holds up reading, committing, or a stop. A send cut short by the process exiting leaves
+/// its row pending under the same key: it is sent again at the next start.
+fn spawn_outbox(
+    state: PathBuf,
+    rules: Arc<[Remediation]>,
+    config: Config,
+    redactor: Redactor,
+    json: bool,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<Sender<OutboxMsg>> {
+    let (tx, rx) = mpsc::channel::<OutboxMsg>();
+    std::thread::Builder::new()
+        .name("outbox".into())
+        .spawn(move || {
+            let mut store = match crate::store::SqliteStore::open(&state) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("outbox: {e}; notifications stay pending");
+                    return;
+                }
+            };
+            tracing::debug!("outbox: started");
+            let mut rules = rules;
+            loop {
+                let mut msgs = Vec::new();
+                match rx.recv_timeout(DRAIN_EVERY) {
+                    Ok(m) => msgs.push(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                msgs.extend(rx.try_iter());
+                for m in msgs {
+                    if let OutboxMsg::Rules(r) = m {
+                        rules = r;
+                    }
+                }
+                tracing::debug!("outbox: draining");
+                let d = match crate::sink::drain(
+                    &mut store,
+                    &rules,
+                    &config,
+                    &redactor,
+                    json,
+                    Timestamp::now(),
+                ) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!("outbox: {e}");
+                        continue;
+                    }
+                };
+                Metrics::add(&metrics.notifications_sent, d.sent);
+                Metrics::add(&metrics.notifications_failed, d.failed + d.retrying);
+                for e in &d.errors {
+                    tracing::warn!("{e}");
+                }
+                match store.count_deliveries(DeliveryStatus::Pending) {
+                    Ok(n) => metrics.notifications_pending.store(n, Ordering::Relaxed),
+                    Err(e) => tracing::warn!("outbox: {e}"),
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 /// Runs `recur watch` until SIGTERM/SIGINT. Returns the exit code.
@@ -298,6 +470,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
 
     let metrics = Arc::new(Metrics::default());
     Metrics::add(&metrics.rules_loaded, loaded.rules.len() as u64);
+    metrics.beat();
     if let Some(addr) = &args.metrics_addr {
         match metrics::serve(addr, metrics.clone()) {
             Ok(a) => tracing::info!(addr = %a, "serving /metrics and /healthz"),
@@ -339,12 +512,19 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
     let mut tailer = Tailer::new(args.paths.clone(), start, framing, store.checkpoints()?);
     tailer.exclude(state_abs.clone());
 
-    let mut watcher = None;
+    let mut native = None;
     let mut interval = args.poll_interval;
     if args.watch_mode != WatchMode::Poll {
-        match native_watcher(&tailer.watch_dirs(), tx.clone(), Some(state_abs.clone())) {
+        let started = NativeWatch::start(tx.clone(), state_abs.clone()).and_then(|mut w| {
+            w.sync(&tailer.watch_dirs())?;
+            Ok(w)
+        });
+        match started {
             Ok(w) => {
-                watcher = Some(w);
+                for d in w.dirs.iter().filter(|d| d.1.1.is_some()) {
+                    tracing::info!(dir = %d.0.display(), "watching directory");
+                }
+                native = Some(w);
                 interval = NATIVE_RECHECK;
                 tracing::info!("watching with native notifications");
             }
@@ -362,14 +542,36 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
     } else {
         tracing::info!("polling every {:?}", interval);
     }
-    let _watcher = Mutex::new(watcher);
+    metrics
+        .polling
+        .store(native.is_none() as u64, Ordering::Relaxed);
+    metrics.stall_after_ms.store(
+        (STALLED.max(interval * 3)).as_millis() as u64,
+        Ordering::Relaxed,
+    );
+
+    let outbox = if args.no_notify {
+        None
+    } else {
+        Some(spawn_outbox(
+            state_path.clone(),
+            loaded.rules.clone(),
+            config.clone(),
+            redactor.clone(),
+            args.log_format == LogFormat::Json,
+            metrics.clone(),
+        )?)
+    };
+    metrics.notifications_pending.store(
+        store.count_deliveries(DeliveryStatus::Pending)?,
+        Ordering::Relaxed,
+    );
 
     let opts = IntentOptions {
         max_notifications: config.notify.max_notifications as usize,
         notify_since: None,
     };
     let mut looper = Looper {
-        args,
         config: &config,
         redactor: &redactor,
         search_cfg: &search_cfg,
@@ -377,13 +579,16 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         metrics: &metrics,
         stop: &stop,
         opts,
-        last_refresh: None,
-        last_drain: None,
         last_rules_check: Instant::now(),
-        refresh_due: true,
+        refresh_all: true,
+        refresh: BTreeSet::new(),
+        outbox: outbox.as_ref(),
     };
     let mut reload = false;
+    let mut last_dirs = Instant::now();
+    let mut dirs_due = false;
     loop {
+        metrics.beat();
         if reload
             || looper.last_rules_check.elapsed() >= Duration::from_secs(1)
                 && rules_fingerprint(&args.rules) != loaded.fingerprint
@@ -397,8 +602,11 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
                         .rules_loaded
                         .store(new.rules.len() as u64, Ordering::Relaxed);
                     Metrics::add(&metrics.rule_reloads, 1);
+                    if let Some(o) = &outbox {
+                        let _ = o.send(OutboxMsg::Rules(new.rules.clone()));
+                    }
                     loaded = new;
-                    looper.refresh_due = true;
+                    looper.refresh_all = true;
                 }
                 None => {
                     tracing::error!("rules not reloaded: the rules in force stay");
@@ -415,20 +623,60 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        // Directories that appeared or were recreated get their watch (again).
+        if let Some(w) = &mut native {
+            if dirs_due || last_dirs.elapsed() >= DIRS_EVERY {
+                last_dirs = Instant::now();
+                dirs_due = false;
+                match w.sync(&tailer.watch_dirs()) {
+                    Ok(added) => {
+                        for d in added {
+                            tracing::info!(dir = %d.display(), "watching directory");
+                        }
+                    }
+                    Err(e) if args.watch_mode == WatchMode::Auto => {
+                        tracing::warn!(
+                            "native notifications exhausted ({e}); polling every {:?}",
+                            args.poll_interval
+                        );
+                        native = None;
+                        interval = args.poll_interval;
+                        metrics.polling.store(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!("cannot watch a directory: {e}"),
+                }
+            }
+            metrics.watched_dirs.store(
+                native.as_ref().map_or(0, NativeWatch::watched),
+                Ordering::Relaxed,
+            );
+        }
         let wait = if more { Duration::ZERO } else { interval };
         match wait_for(&rx, wait) {
             Some(Wake::Stop) => break,
             Some(Wake::Reload) => reload = true,
             Some(Wake::Rescan) => {
-                tracing::debug!("notification queue overflowed; looking at every file")
+                tracing::debug!("notification queue overflowed; looking at every file");
+                dirs_due = true;
             }
-            Some(Wake::Fs) | None => {}
+            Some(Wake::Fs) => dirs_due = true,
+            None => {}
         }
         if stop.load(Ordering::Relaxed) {
             break;
         }
     }
-    // Everything read was committed at the end of its loop turn; nothing is pending.
+    // Everything read was committed at the end of its loop turn. A send in flight on the
+    // outbox thread is abandoned: its row is handed back, pending, and sent at the next start
+    // (under the same dedup key).
+    match crate::sink::release_in_flight(store.as_mut()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            notifications = n,
+            "send in flight abandoned; it stays pending"
+        ),
+        Err(e) => tracing::warn!("cannot hand back the send in flight: {e}"),
+    }
     tracing::info!("stopped");
     Ok(0)
 }
@@ -463,7 +711,6 @@ fn wait_for(rx: &Receiver<Wake>, timeout: Duration) -> Option<Wake> {
 
 /// The per-turn work of the loop.
 struct Looper<'a> {
-    args: &'a WatchArgs,
     config: &'a Config,
     redactor: &'a Redactor,
     search_cfg: &'a SearchConfig,
@@ -471,15 +718,18 @@ struct Looper<'a> {
     metrics: &'a Metrics,
     stop: &'a AtomicBool,
     opts: IntentOptions,
-    last_refresh: Option<Instant>,
-    last_drain: Option<Instant>,
     last_rules_check: Instant,
-    refresh_due: bool,
+    /// Recompute every remediation's episodes (at start, after a reload).
+    refresh_all: bool,
+    /// Remediations with new occurrences since the last refresh.
+    refresh: BTreeSet<String>,
+    /// The outbox thread (`None` with `--no-notify`).
+    outbox: Option<&'a Sender<OutboxMsg>>,
 }
 
 impl Looper<'_> {
-    /// One turn: look, read, commit, refresh, drain. Returns whether more input is waiting
-    /// (a read stopped at its budget).
+    /// One turn: look, read, commit, refresh. Returns whether more input is waiting (a read
+    /// stopped at its budget).
     fn tick(
         &mut self,
         tailer: &mut Tailer,
@@ -533,9 +783,7 @@ impl Looper<'_> {
                         Metrics::add(&m.recurrences, 1);
                     }
                 }
-            }
-            if !outcome.new_occurrences.is_empty() {
-                self.refresh_due = true;
+                self.refresh.insert(o.remediation.clone());
             }
         }
         for (t, deleted) in tailer.close_drained(Instant::now()) {
@@ -548,63 +796,70 @@ impl Looper<'_> {
         m.checkpoint_lag_bytes
             .store(tailer.lag(), Ordering::Relaxed);
 
-        // Episodes in event time, intents, and the outbox. When stopping, both wait for the
-        // next start (they are recomputed from the store), so a slow receiver cannot hold up
-        // the exit.
+        // Episodes in event time and their intents. When stopping, this waits for the next
+        // start, whose first refresh covers every remediation.
         if self.stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let now = Timestamp::now();
-        if self.refresh_due
-            || self
-                .last_refresh
-                .is_none_or(|t| t.elapsed() >= REFRESH_EVERY)
-        {
-            self.refresh_due = false;
-            self.last_refresh = Some(Instant::now());
-            let (_, created) = common::refresh(store, &loaded.rules, self.config, &self.opts, now)?;
-            for i in &created {
-                tracing::info!(remediation = %i.remediation, key = %i.key, kind = i.kind.as_str(), count = i.count, "episode notification recorded");
-            }
-            if !created.is_empty() {
-                self.last_drain = None;
-            }
-        }
-        if !self.args.no_notify && self.last_drain.is_none_or(|t| t.elapsed() >= DRAIN_EVERY) {
-            self.last_drain = Some(Instant::now());
-            let d = crate::sink::drain(
-                store,
-                &loaded.rules,
-                self.config,
-                self.redactor,
-                self.args.log_format == LogFormat::Json,
-                now,
-            )?;
-            Metrics::add(&m.notifications_sent, d.sent);
-            Metrics::add(&m.notifications_failed, d.failed + d.retrying);
-            for e in &d.errors {
-                tracing::warn!("{e}");
-            }
-            let pending = store
-                .deliveries(None)?
-                .iter()
-                .filter(|d| d.status == DeliveryStatus::Pending)
-                .count();
-            m.notifications_pending
-                .store(pending as u64, Ordering::Relaxed);
-        }
+        self.refresh(store, loaded)?;
         Ok(more)
+    }
+
+    /// Records the intents that new occurrences call for.
+    ///
+    /// Episodes and their notifications (open, reminders, digests) are a function of the
+    /// stored occurrence times and the rules alone: a reminder is due at an occurrence, never
+    /// at a wall-clock time, so nothing here is time-driven. Only remediations with new
+    /// occurrences are recomputed; all of them at start (which also repairs intents that a
+    /// crash kept from being recorded after their occurrences were committed) and after a
+    /// reload.
+    fn refresh(&mut self, store: &mut dyn Store, loaded: &Loaded) -> anyhow::Result<()> {
+        if !self.refresh_all && self.refresh.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let subset: Vec<Remediation>;
+        let rules: &[Remediation] = if self.refresh_all {
+            &loaded.rules
+        } else {
+            subset = loaded
+                .rules
+                .iter()
+                .filter(|r| self.refresh.contains(&r.id))
+                .cloned()
+                .collect();
+            &subset
+        };
+        let (_, created) = common::refresh(store, rules, self.config, &self.opts, now)?;
+        self.refresh_all = false;
+        self.refresh.clear();
+        for i in &created {
+            tracing::info!(remediation = %i.remediation, key = %i.key, kind = i.kind.as_str(), count = i.count, "episode notification recorded");
+        }
+        if !created.is_empty() {
+            match self.outbox {
+                Some(o) => {
+                    let _ = o.send(OutboxMsg::Drain);
+                }
+                None => self.metrics.notifications_pending.store(
+                    store.count_deliveries(DeliveryStatus::Pending)?,
+                    Ordering::Relaxed,
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// Reads what is complete in one file into the batch. Returns whether the read stopped at
     /// its budget with more waiting.
     fn read_file(&self, t: &mut Tailed, loaded: &Loaded, batch: &mut Batch, now: Instant) -> bool {
         let source = t.path.display().to_string();
-        let start = t.offset;
+        let file_id = (t.dev, t.ino);
+        let head = t.head_bytes();
         let mut found = Findings::default();
         let mut stats = Stats::default();
         let mut tally = InvalidTally::default();
-        let (end, line, result) = {
+        let (start, end, line, result) = {
             let mut reader = match t.reader(self.max_line, READ_BUDGET, now) {
                 Ok(Some(r)) => r,
                 Ok(None) => return false,
@@ -613,6 +868,7 @@ impl Looper<'_> {
                     return false;
                 }
             };
+            let start = reader.consumed_offset();
             let mut sink = WatchSink {
                 inner: FindingsSink {
                     rules: &loaded.rules,
@@ -623,6 +879,8 @@ impl Looper<'_> {
                     out: &mut found,
                 },
                 stop: self.stop,
+                file: file_id,
+                head: &head,
             };
             let r = search(
                 &mut reader,
@@ -632,7 +890,12 @@ impl Looper<'_> {
                 &mut stats,
                 &mut tally,
             );
-            (reader.consumed_offset(), reader.next_line_number(), r)
+            (
+                start,
+                reader.consumed_offset(),
+                reader.next_line_number(),
+                r,
+            )
         };
         t.advance(end, line);
         if let Err(e) = result {
@@ -686,6 +949,12 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             Metrics::add(&m.rotations, 1);
             tracing::info!(file = %path, "rotated or deleted; draining the old file");
         }
+        TailEvent::Renamed { from, to } => {
+            tracing::info!(file = %to, from = %from, "renamed; following on under the new name");
+        }
+        TailEvent::Skipped { path, reason } => {
+            tracing::info!(file = %path, "not read: {reason}");
+        }
         TailEvent::Closed { path, deleted } => {
             tracing::info!(file = %path, deleted, "closed")
         }
@@ -699,15 +968,23 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             Metrics::add(&m.bytes_lost, *lost);
             match recovered_from {
                 Some(copy) if *lost == 0 => {
-                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = 0, "truncated (copytruncate); reading the rest from the copy. Lines written between the copy and the truncation are in neither file and cannot be seen; prefer `create` rotation")
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = 0, "truncated (copytruncate); reading the rest from the copy. Lines an appending writer wrote between the copy and the truncation, before recur looked, are in neither file and cannot be counted; prefer `create` rotation")
                 }
                 Some(copy) => {
-                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost; prefer `create` rotation")
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading the rest from the copy, but lines written between the copy and the truncation are lost (at least this many bytes); prefer `create` rotation")
                 }
                 None if *lost > 0 => {
-                    tracing::warn!(file = %path, offset, bytes_lost = lost, "truncated before recur read everything; the unread bytes are lost")
+                    tracing::warn!(file = %path, offset, bytes_lost = lost, "truncated before recur read everything; the unread bytes are lost (at least this many)")
                 }
                 None => tracing::info!(file = %path, offset, "truncated; reading from the start"),
+            }
+        }
+        TailEvent::Hole { path, hole, lost } => {
+            Metrics::add(&m.bytes_lost, *lost);
+            if *lost > 0 {
+                tracing::warn!(file = %path, hole, bytes_lost = lost, "truncated under a writer that does not append: skipped the hole it left; the bytes it wrote between the copy and the truncation are lost")
+            } else {
+                tracing::info!(file = %path, hole, "truncated under a writer that does not append: skipped the hole it left")
             }
         }
         TailEvent::Lost {
@@ -717,10 +994,29 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             reason,
         } => {
             Metrics::add(&m.files_lost, 1);
-            if let Some(b) = bytes {
-                Metrics::add(&m.bytes_lost, *b);
-            }
-            tracing::error!(file = %path, offset, bytes_lost = ?bytes, "data lost: {reason}");
+            Metrics::add(&m.bytes_lost, *bytes);
+            tracing::error!(file = %path, offset, bytes_lost = bytes, "data lost (at least bytes_lost bytes): {reason}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_identities_are_stable_and_tell_places_apart() {
+        let head = b"{\"a\":1}\n{\"a\":1}\n".to_vec();
+        let first = record_identity((1, 2), &head, 8);
+        let second = record_identity((1, 2), &head, 16);
+        assert_ne!(first, second, "identical lines at two offsets");
+        // The same record read later, when the file (and its head) has grown.
+        let mut grown = head.clone();
+        grown.extend_from_slice(&[b'x'; 2000]);
+        assert_eq!(record_identity((1, 2), &grown, 8), first);
+        assert_eq!(record_identity((1, 2), &grown, 16), second);
+        // Another file, or the same inode holding other bytes.
+        assert_ne!(record_identity((1, 3), &head, 8), first);
+        assert_ne!(record_identity((1, 2), b"{\"b\":2}\n", 8), first);
     }
 }

@@ -214,6 +214,7 @@ pub fn drain_with(
         let Some(d) = store.claim_delivery(&d.key, &d.channel, due_by, now, lease_until)? else {
             continue;
         };
+        in_flight(|v| v.push((d.key.clone(), d.channel.clone())));
         let rule = rules.iter().find(|r| r.id == intent.remediation);
         let result = match rule {
             None => Err(SendError(format!(
@@ -277,8 +278,28 @@ pub fn drain_with(
             }
         }
         store.update_delivery(&upd)?;
+        in_flight(|v| v.retain(|(k, c)| !(k == &d.key && c == &d.channel)));
     }
     Ok(stats)
+}
+
+/// Rows this process has claimed and not yet settled: what a stopping `watch` hands back.
+static IN_FLIGHT: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn in_flight<T>(f: impl FnOnce(&mut Vec<(String, String)>) -> T) -> T {
+    f(&mut IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Hands back the rows whose send this process abandoned (a stop while a receiver hangs):
+/// they are due again at once, for the next run, instead of waiting out their claim's lease.
+/// Returns how many were released.
+pub fn release_in_flight(store: &mut dyn Store) -> Result<usize, StoreError> {
+    let rows = in_flight(std::mem::take);
+    let mut n = 0;
+    for (key, channel) in rows {
+        n += store.release_delivery(&key, &channel)? as usize;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -62,14 +62,26 @@ pub enum TailEvent {
         recovered_from: Option<String>,
         lost: u64,
     },
-    /// Data that cannot be recovered: `bytes` lost when known (`None`: the file is gone and
-    /// its final size unknown).
+    /// Data that cannot be recovered. `bytes` is a lower bound: what recur had seen written
+    /// past its offset (the size at the last look, kept in the checkpoint), not what was
+    /// written after that.
     Lost {
         path: String,
         offset: u64,
-        bytes: Option<u64>,
+        bytes: u64,
         reason: String,
     },
+    /// A followed file now has another name that the patterns also match (logrotate renaming
+    /// `app.log` to `app.log.1` under a directory or a glob): followed on under the new name,
+    /// from where reading was, never read again from its start.
+    Renamed { from: String, to: String },
+    /// A file the patterns match that is not read: a compressed archive, or a copy of a
+    /// followed file (copytruncate) whose lines are read from the original.
+    Skipped { path: String, reason: &'static str },
+    /// After a copytruncate, the writer (which does not append) went on writing at its old
+    /// position: the truncated file starts with a hole of `hole` zero bytes, skipped. `lost`
+    /// of them stand for bytes written between logrotate's copy and its truncation.
+    Hole { path: String, hole: u64, lost: u64 },
 }
 
 /// One followed file (live, or rotated and draining).
@@ -97,8 +109,20 @@ pub struct Tailed {
     pub framing: Framing,
     /// Rotated away (or deleted): drained, then closed.
     pub rotated: bool,
-    /// Size seen at the last look.
+    /// Size seen at the last read.
     pub last_size: u64,
+    /// Largest size ever seen (any look): what a truncation may have taken away.
+    pub max_seen: u64,
+    /// Freshly restarted after a copytruncate: before reading, skip a leading hole (a writer
+    /// that does not append keeps writing at its old position). `covered` is how much of the
+    /// old content is accounted for (read, in the copy, or already reported lost).
+    hole_check: Option<u64>,
+    /// Events noticed while reading (a skipped hole), handed to the next look.
+    pending: Vec<TailEvent>,
+    /// Whether the first bytes were checked for a compression magic number.
+    sniffed: bool,
+    /// The file turned out to be a compressed archive: dropped at the next look.
+    pub compressed: bool,
     /// When a rotated file was last seen at its end without growing.
     idle_since: Option<Instant>,
     /// Hash of the bytes before `offset` when it was reached.
@@ -174,6 +198,49 @@ pub fn last_newline_end(file: &File, from: u64, to: u64) -> io::Result<u64> {
     Ok(from)
 }
 
+/// Bytes looked at for a compression magic number.
+const MAGIC_BYTES: u64 = 6;
+
+/// Whether `head` starts like a compressed archive (gzip, zstd, bzip2, xz, lz4, zip).
+pub fn is_compressed(head: &[u8]) -> bool {
+    const MAGICS: &[&[u8]] = &[
+        &[0x1f, 0x8b],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0],
+        &[0x04, 0x22, 0x4d, 0x18],
+        b"PK\x03\x04",
+    ];
+    MAGICS.iter().any(|m| head.starts_with(m))
+}
+
+/// Whether a file name says it is a compressed archive (logrotate `compress` writes
+/// `app.log.1.gz` progressively, so the name is known before its first bytes are).
+pub fn compressed_name(path: &Path) -> bool {
+    const EXT: &[&str] = &["gz", "tgz", "bz2", "xz", "zst", "lz4", "zip", "Z", "lzma"];
+    path.extension()
+        .is_some_and(|e| EXT.contains(&&*e.to_string_lossy()))
+}
+
+/// The first non-zero byte in `[from, to)`, or `None` when there are only zeros. A hole left
+/// by a truncation under a writer that does not append reads as zeros; reading it is cheap
+/// (nothing is on disk) and bounded by the file size.
+fn first_data(file: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
+    const STEP: u64 = 256 * 1024;
+    let mut at = from;
+    while at < to {
+        let b = read_at(file, at, STEP.min(to - at))?;
+        if b.is_empty() {
+            return Ok(None);
+        }
+        if let Some(i) = b.iter().position(|&c| c != 0) {
+            return Ok(Some(at + i as u64));
+        }
+        at += b.len() as u64;
+    }
+    Ok(None)
+}
+
 impl Tailed {
     fn open(
         path: &Path,
@@ -215,6 +282,11 @@ impl Tailed {
             framing,
             rotated: false,
             last_size: m.len(),
+            max_seen: m.len(),
+            hole_check: None,
+            pending: Vec::new(),
+            sniffed: offset > 0,
+            compressed: false,
             idle_since: None,
             saved_tail,
             committed: None,
@@ -255,6 +327,7 @@ impl Tailed {
             offset: self.offset,
             line: self.line,
             tail_hash: tail_hash(&self.file, self.offset)?,
+            size: self.max_seen.max(self.offset),
         })
     }
 
@@ -270,6 +343,37 @@ impl Tailed {
         let meta = self.file.metadata()?;
         let size = meta.len();
         self.last_size = size;
+        self.max_seen = self.max_seen.max(size);
+        if !self.sniffed && size >= MAGIC_BYTES {
+            self.sniffed = true;
+            if self.offset == 0 && is_compressed(&read_at(&self.file, 0, MAGIC_BYTES)?) {
+                self.compressed = true;
+            }
+        }
+        if self.compressed {
+            return Ok(None);
+        }
+        if let Some(covered) = self.hole_check {
+            if size <= self.offset {
+                return Ok(None);
+            }
+            match first_data(&self.file, self.offset, size)? {
+                // Only zeros so far: the writer's line may be on its way.
+                None => return Ok(None),
+                Some(at) => {
+                    self.hole_check = None;
+                    if at > self.offset {
+                        let hole = at - self.offset;
+                        self.pending.push(TailEvent::Hole {
+                            path: self.path.display().to_string(),
+                            hole,
+                            lost: at.saturating_sub(covered),
+                        });
+                        self.offset = at;
+                    }
+                }
+            }
+        }
         let final_read = self.rotated
             && (meta.nlink() == 0
                 || self
@@ -316,6 +420,16 @@ impl Tailed {
         self.saved_tail = tail_hash(&self.file, offset).ok();
     }
 
+    /// The file's first bytes (up to [`HEAD_BYTES`]), for record identities.
+    pub fn head_bytes(&self) -> Vec<u8> {
+        read_at(&self.file, 0, HEAD_BYTES).unwrap_or_default()
+    }
+
+    /// Events noticed while reading, for the log.
+    pub fn take_events(&mut self) -> Vec<TailEvent> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// Size of the file now.
     pub fn size(&self) -> u64 {
         self.file.metadata().map(|m| m.len()).unwrap_or(0)
@@ -337,6 +451,14 @@ pub struct Tailer {
     startup: Option<HashMap<String, Checkpoint>>,
     /// Paths never followed (the state database and its journal files).
     exclude: Vec<PathBuf>,
+    /// Identities of matching files that are not read (compressed archives, copies, second
+    /// names), under whatever name they show up later (a copy renamed by the next rotation).
+    /// Only identities still found under a matching path are kept.
+    ignored: BTreeSet<(u64, u64)>,
+    /// Files drained and closed, by identity, with where reading ended: a file that shows up
+    /// again under a matching name is followed on from there, never re-read. Only identities
+    /// still found under a matching path are kept.
+    finished: HashMap<(u64, u64), Checkpoint>,
 }
 
 impl Tailer {
@@ -360,6 +482,8 @@ impl Tailer {
                     .collect(),
             ),
             exclude: Vec::new(),
+            ignored: BTreeSet::new(),
+            finished: HashMap::new(),
         }
     }
 
@@ -401,7 +525,8 @@ impl Tailer {
             // A symlinked file (Kubernetes) rotates in its target's directory.
             if let Ok(real) = std::fs::canonicalize(path) {
                 if let Some(parent) = real.parent() {
-                    if parent != dir {
+                    let here = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                    if parent != here {
                         out.insert((parent.to_path_buf(), false));
                     }
                 }
@@ -433,6 +558,25 @@ impl Tailer {
     /// Looks at every path: new files, rotations, truncations, deletions. The truth is `stat`.
     pub fn reconcile(&mut self) -> Vec<TailEvent> {
         let mut events = Vec::new();
+        for t in self.files_mut() {
+            events.append(&mut t.take_events());
+        }
+        // Files that turned out to be compressed archives at their first read.
+        let compressed: Vec<PathBuf> = self
+            .live
+            .iter()
+            .filter(|(_, t)| t.compressed)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in compressed {
+            let t = self.live.remove(&p).unwrap();
+            self.forget.push(t.key.clone());
+            self.ignored.insert((t.dev, t.ino));
+            events.push(TailEvent::Skipped {
+                path: p.display().to_string(),
+                reason: "a compressed archive",
+            });
+        }
         let first = self.startup.is_some();
         let mut startup = self.startup.take().unwrap_or_default();
         let paths = self.discover();
@@ -453,6 +597,56 @@ impl Tailer {
             self.retire(t);
         }
 
+        // At startup, a checkpoint follows its file by identity first, whatever it is called
+        // now: a file renamed while recur was down, to a name the patterns also match, resumes
+        // under that name. The path it was checkpointed under then holds a newer file, read
+        // from its start.
+        let mut moved: BTreeSet<String> = BTreeSet::new();
+        if first {
+            for path in &paths {
+                let Ok(meta) = std::fs::metadata(path) else {
+                    continue;
+                };
+                let id = (meta.dev(), meta.ino());
+                let Some(key) = startup
+                    .iter()
+                    .find(|(_, cp)| (cp.dev, cp.inode) == id)
+                    .map(|(k, _)| k.clone())
+                else {
+                    continue;
+                };
+                let Ok(file) = File::open(path) else { continue };
+                let cp = &startup[&key];
+                let here = path.display().to_string();
+                let Ok(mut t) =
+                    Tailed::open(path, here.clone(), file, cp.offset, cp.line, self.framing)
+                else {
+                    continue;
+                };
+                if !t.matches(cp) {
+                    continue;
+                }
+                let cp = startup.remove(&key).unwrap();
+                t.saved_tail = Some(cp.tail_hash.clone());
+                t.max_seen = t.max_seen.max(cp.size);
+                if cp.path != here {
+                    self.forget.push(cp.path.clone());
+                    let orig = parse_rotated_key(&cp.path).map_or(cp.path.as_str(), |k| k.0);
+                    moved.insert(orig.to_string());
+                    events.push(TailEvent::Renamed {
+                        from: orig.to_string(),
+                        to: here.clone(),
+                    });
+                }
+                events.push(TailEvent::Opened {
+                    path: here,
+                    offset: cp.offset,
+                    resumed: true,
+                });
+                self.live.insert(path.clone(), t);
+            }
+        }
+
         for path in &paths {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
@@ -460,45 +654,90 @@ impl Tailer {
             if !meta.is_file() {
                 continue;
             }
+            let id = (meta.dev(), meta.ino());
             if let Some(t) = self.live.get_mut(path) {
-                if (t.dev, t.ino) != (meta.dev(), meta.ino()) {
-                    // Renamed away (or deleted) and replaced: a new file from its start.
-                    let old = self.live.remove(path).unwrap();
-                    events.push(TailEvent::Rotated {
-                        path: path.display().to_string(),
-                    });
-                    self.retire(old);
-                    self.open_new(path, 0, 1, false, &mut events);
+                if (t.dev, t.ino) == id {
+                    let size = meta.len();
+                    // Truncated and written again past the offset between two looks: the
+                    // bytes before the offset are not the ones read.
+                    let rewritten = size >= t.offset
+                        && t.offset > 0
+                        && size != t.last_size
+                        && t.saved_tail.is_some()
+                        && tail_hash(&t.file, t.offset).ok() != t.saved_tail;
+                    if size < t.offset || rewritten {
+                        let ev = self.truncated(path, size);
+                        events.push(ev);
+                    } else {
+                        t.max_seen = t.max_seen.max(size);
+                    }
                     continue;
                 }
-                let size = meta.len();
-                // Truncated and written again past the offset between two looks: the bytes
-                // before the offset are not the ones read.
-                let rewritten = size >= t.offset
-                    && t.offset > 0
-                    && size != t.last_size
-                    && t.saved_tail.is_some()
-                    && tail_hash(&t.file, t.offset).ok() != t.saved_tail;
-                if size < t.offset || rewritten {
-                    let ev = self.truncated(path, size);
-                    events.push(ev);
-                }
+                // Renamed away (or deleted) and replaced: the old file is drained, the one
+                // now at the path is new (read from its start).
+                let old = self.live.remove(path).unwrap();
+                events.push(TailEvent::Rotated {
+                    path: path.display().to_string(),
+                });
+                self.retire(old);
+            }
+            // A path seen for the first time: a followed file under a new name first.
+            if let Some(ev) = self.adopt(path, id) {
+                events.push(ev);
                 continue;
             }
-            // A path seen for the first time.
+            if let Some(ev) = self.reopen_finished(path, id) {
+                events.push(ev);
+                continue;
+            }
+            if self.ignored.contains(&id) {
+                continue;
+            }
+            if compressed_name(path) {
+                self.ignored.insert(id);
+                events.push(TailEvent::Skipped {
+                    path: path.display().to_string(),
+                    reason: "a compressed archive (by its name)",
+                });
+                continue;
+            }
             let key = path.display().to_string();
             if let Some(cp) = startup.remove(&key) {
                 self.resume_from(path, cp, &mut events);
-            } else {
-                let from_end = first && self.start == StartAt::End;
-                self.open_new(path, 0, 1, from_end, &mut events);
+                continue;
             }
+            if !first {
+                if meta.len() == 0 {
+                    // Nothing to read yet, and nothing to tell it by: a copy being made and
+                    // a new log look the same until their first bytes arrive.
+                    continue;
+                }
+                if let Some(of) = self.copy_of(path) {
+                    self.ignored.insert(id);
+                    events.push(TailEvent::Skipped {
+                        path: format!("{key} (a copy of {})", of.display()),
+                        reason: "a copy of a followed file (its lines are read from the original)",
+                    });
+                    continue;
+                }
+            }
+            let from_end = first && self.start == StartAt::End && !moved.contains(&key);
+            self.open_new(path, 0, 1, from_end, &mut events);
         }
+        let ids: BTreeSet<(u64, u64)> = paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())))
+            .collect();
+        self.finished.retain(|id, _| ids.contains(id));
+        self.ignored.retain(|id| ids.contains(id));
 
         // Startup checkpoints left: rotated files recur was draining, or files gone.
         for (key, cp) in startup {
             let orig = parse_rotated_key(&key).map_or(key.clone(), |k| k.0.to_string());
             self.forget.push(key.clone());
+            if self.follows((cp.dev, cp.inode)) {
+                continue;
+            }
             match self.find_copy(Path::new(&orig), &cp, true) {
                 Some(t) => {
                     events.push(TailEvent::Opened {
@@ -511,12 +750,100 @@ impl Tailer {
                 None => events.push(TailEvent::Lost {
                     path: orig,
                     offset: cp.offset,
-                    bytes: None,
+                    bytes: cp.size.saturating_sub(cp.offset),
                     reason: "the file recur was following is gone (rotated away and deleted while recur was not running)".into(),
                 }),
             }
         }
         events
+    }
+
+    /// Whether a file with this device and inode is followed (live or draining).
+    fn follows(&self, id: (u64, u64)) -> bool {
+        self.live
+            .values()
+            .chain(self.rotated.iter())
+            .any(|t| (t.dev, t.ino) == id)
+    }
+
+    /// Follows on under `path` a file already followed under another name (a rename that the
+    /// patterns match on both sides), from where reading was. `None` when no followed file
+    /// has this identity.
+    fn adopt(&mut self, path: &Path, id: (u64, u64)) -> Option<TailEvent> {
+        let key = path.display().to_string();
+        let other = self
+            .live
+            .iter()
+            .find(|(p, t)| p.as_path() != path && (t.dev, t.ino) == id)
+            .map(|(p, _)| p.clone());
+        let mut t = if let Some(other) = other {
+            // A second name of the same file (a hard link) is not a rename.
+            if std::fs::metadata(&other).is_ok_and(|m| (m.dev(), m.ino()) == id) {
+                self.ignored.insert(id);
+                return None;
+            }
+            self.live.remove(&other).unwrap()
+        } else {
+            let i = self.rotated.iter().position(|t| (t.dev, t.ino) == id)?;
+            self.rotated.remove(i)
+        };
+        let from = t.path.display().to_string();
+        self.forget.push(t.key.clone());
+        t.path = path.to_path_buf();
+        t.key = key.clone();
+        t.rotated = false;
+        t.idle_since = None;
+        t.committed = None;
+        self.live.insert(path.to_path_buf(), t);
+        Some(TailEvent::Renamed { from, to: key })
+    }
+
+    /// Follows again, from where it was closed, a file that was drained and closed and now
+    /// shows up under a name the patterns match (a copy drained after a copytruncate, then
+    /// renamed to the next rotation number).
+    fn reopen_finished(&mut self, path: &Path, id: (u64, u64)) -> Option<TailEvent> {
+        let cp = self.finished.get(&id)?.clone();
+        let file = File::open(path).ok()?;
+        let key = path.display().to_string();
+        let mut t = Tailed::open(path, key.clone(), file, cp.offset, cp.line, self.framing).ok()?;
+        if !t.matches(&cp) {
+            self.finished.remove(&id);
+            return None;
+        }
+        self.finished.remove(&id);
+        t.saved_tail = Some(cp.tail_hash.clone());
+        self.live.insert(path.to_path_buf(), t);
+        Some(TailEvent::Renamed {
+            from: cp.path.clone(),
+            to: key,
+        })
+    }
+
+    /// The live file that `path` is a copy of: a name that starts with the live file's name
+    /// (`app.log.1`, `app.log-20250101` next to `app.log`) and the same first bytes.
+    fn copy_of(&self, path: &Path) -> Option<PathBuf> {
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let file = File::open(path).ok()?;
+        let size = file.metadata().ok()?.len();
+        for (p, t) in &self.live {
+            let Some(live_name) = p.file_name() else {
+                continue;
+            };
+            if p.parent() != path.parent() || !name.starts_with(&*live_name.to_string_lossy()) {
+                continue;
+            }
+            let n = size.min(HEAD_BYTES).min(t.max_seen);
+            if n == 0 {
+                continue;
+            }
+            let (Ok(a), Ok(b)) = (read_at(&file, 0, n), read_at(&t.file, 0, n)) else {
+                continue;
+            };
+            if a.len() as u64 == n && a == b {
+                return Some(p.clone());
+            }
+        }
+        None
     }
 
     /// Resumes a path from its startup checkpoint, or works out what happened while down.
@@ -529,6 +856,7 @@ impl Tailer {
         };
         if t.matches(&cp) {
             t.saved_tail = Some(cp.tail_hash.clone());
+            t.max_seen = t.max_seen.max(cp.size);
             events.push(TailEvent::Opened {
                 path: key.clone(),
                 offset: cp.offset,
@@ -551,7 +879,7 @@ impl Tailer {
             None => events.push(TailEvent::Lost {
                 path: key.clone(),
                 offset: cp.offset,
-                bytes: None,
+                bytes: cp.size.saturating_sub(cp.offset),
                 reason: "the file changed while recur was not running (truncated, or rotated and the old file removed or compressed)".into(),
             }),
         }
@@ -603,7 +931,7 @@ impl Tailer {
                     continue;
                 }
                 let same_inode = (m.dev(), m.ino()) == (cp.dev, cp.inode);
-                if same_inode && !same_inode_ok {
+                if same_inode && !same_inode_ok || self.follows((m.dev(), m.ino())) {
                     continue;
                 }
                 let Ok(file) = File::open(&c) else { continue };
@@ -623,6 +951,13 @@ impl Tailer {
     }
 
     /// Handles a truncation of the live file at `path` (now `size` bytes).
+    ///
+    /// What was lost is counted as well as it can be known, a lower bound: the bytes recur
+    /// saw written (its largest stat of the file) that are neither read nor in the copy, and,
+    /// for a writer that does not append, the hole it leaves at the head of the truncated file
+    /// (its next write lands at its old position; the hole's length is exactly the size the
+    /// file had when it was truncated). Bytes an appending writer wrote between logrotate's
+    /// copy and its truncation, before recur looked, leave no trace anywhere.
     fn truncated(&mut self, path: &Path, size: u64) -> TailEvent {
         let t = self.live.get_mut(path).unwrap();
         let old_offset = t.offset;
@@ -635,43 +970,40 @@ impl Tailer {
             offset: t.offset,
             line: t.line,
             tail_hash: t.saved_tail.clone().unwrap_or_default(),
+            size: t.max_seen,
         };
-        let seen = t.last_size;
-        // Start over on the same file.
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(_) => {
-                return TailEvent::Truncated {
-                    path: path.display().to_string(),
-                    offset: old_offset,
-                    recovered_from: None,
-                    lost: 0,
-                };
-            }
-        };
-        let key = path.display().to_string();
-        if let Ok(mut fresh) = Tailed::open(path, key, file, 0, 1, self.framing) {
-            fresh.last_size = size;
-            *self.live.get_mut(path).unwrap() = fresh;
-        }
+        let seen = t.max_seen.max(old_offset);
         // copytruncate: the copy holds our bytes up to the moment it was taken.
-        match self.find_copy(path, &cp, false) {
+        let copy = self.find_copy(path, &cp, false);
+        let covered = copy
+            .as_ref()
+            .map_or(old_offset, |c| c.last_size.max(old_offset));
+        let lost = seen.saturating_sub(covered);
+        // Start over on the same file.
+        if let Ok(file) = File::open(path) {
+            let key = path.display().to_string();
+            if let Ok(mut fresh) = Tailed::open(path, key, file, 0, 1, self.framing) {
+                fresh.last_size = size;
+                fresh.hole_check = Some(covered.max(seen));
+                *self.live.get_mut(path).unwrap() = fresh;
+            }
+        }
+        match copy {
             Some(copy) => {
-                let copy_size = copy.last_size;
                 let from = copy.path.display().to_string();
                 self.rotated.push(copy);
                 TailEvent::Truncated {
                     path: path.display().to_string(),
                     offset: old_offset,
                     recovered_from: Some(from),
-                    lost: seen.saturating_sub(copy_size),
+                    lost,
                 }
             }
             None => TailEvent::Truncated {
                 path: path.display().to_string(),
                 offset: old_offset,
                 recovered_from: None,
-                lost: seen.saturating_sub(old_offset),
+                lost,
             },
         }
     }
@@ -726,8 +1058,13 @@ impl Tailer {
                 .idle_since
                 .is_some_and(|s| now.duration_since(s) >= ROTATED_GRACE);
             if t.offset >= size && (deleted || quiet) {
-                let t = self.rotated.remove(i);
+                let mut t = self.rotated.remove(i);
                 self.forget.push(t.key.clone());
+                if !deleted {
+                    if let Ok(cp) = t.checkpoint() {
+                        self.finished.insert((t.dev, t.ino), cp);
+                    }
+                }
                 closed.push((t, deleted));
             } else {
                 i += 1;
@@ -754,6 +1091,7 @@ impl Tailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn read_all(t: &mut Tailed) -> Vec<String> {
         let mut out = Vec::new();
@@ -884,5 +1222,179 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["bbbbbbbbbb"]);
+    }
+
+    fn dir_tailer(dir: &Path) -> Tailer {
+        Tailer::new(
+            vec![dir.display().to_string()],
+            StartAt::Beginning,
+            None,
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn a_rename_matched_by_the_pattern_is_followed_on_not_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        // logrotate `create`: renamed, then a new file; the writer still appends to the old.
+        let p1 = dir.path().join("app.log.1");
+        std::fs::rename(&p, &p1).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p1)
+            .unwrap()
+            .write_all(b"c\n")
+            .unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Renamed { to, .. } if to.ends_with("app.log.1"))),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p1).unwrap()), ["c"]);
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["d"]);
+        assert!(t.rotated.is_empty());
+        // Looked at again: nothing is read twice.
+        t.reconcile();
+        for f in t.files_mut() {
+            assert!(read_all(f).is_empty());
+        }
+    }
+
+    #[test]
+    fn compressed_files_are_skipped_by_name_and_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.log"), "").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        std::fs::write(dir.path().join("app.log.1.gz"), b"\x1f\x8b\x08\0\0\0").unwrap();
+        // No telling name, gzip bytes.
+        std::fs::write(dir.path().join("old"), b"\x1f\x8b\x08\0garbage\n").unwrap();
+        let events = t.reconcile();
+        let skipped = events
+            .iter()
+            .filter(|e| matches!(e, TailEvent::Skipped { .. }))
+            .count();
+        assert_eq!(skipped, 1, "{events:?}");
+        let old = dir.path().join("old");
+        assert!(read_all(t.live.get_mut(&old).unwrap()).is_empty());
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Skipped { path, .. } if path.ends_with("old"))),
+            "{events:?}"
+        );
+        assert!(!t.live.contains_key(&old));
+        assert!(t.reconcile().is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_copy_next_to_a_followed_file_is_not_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        // copytruncate: copy, then truncate.
+        std::fs::write(dir.path().join("app.log.1"), "a\nb\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Skipped { .. })),
+            "{events:?}"
+        );
+        std::fs::write(&p, "c\n").unwrap();
+        t.reconcile();
+        let mut all = Vec::new();
+        for f in t.files_mut() {
+            all.extend(read_all(f));
+        }
+        assert_eq!(all, ["c"]);
+    }
+
+    #[test]
+    fn a_hole_left_by_a_writer_that_does_not_append_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        w.write_all(b"one\ntwo\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["one", "two"]);
+        // The copy is taken, a line is written, then the file is truncated; the writer's next
+        // line lands at its old position.
+        std::fs::write(dir.path().join("app.log.1"), "one\ntwo\n").unwrap();
+        w.write_all(b"three\n").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        w.write_all(b"four\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                TailEvent::Truncated {
+                    recovered_from: Some(_),
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["four"]);
+        let events = t.reconcile();
+        // "three\n" (6 bytes) was in neither file: the hole is 14 bytes, the copy 8.
+        assert!(
+            events.contains(&TailEvent::Hole {
+                path: p.display().to_string(),
+                hole: 14,
+                lost: 6
+            }),
+            "{events:?}"
+        );
+        assert!(
+            read_all(&mut t.rotated[0]).is_empty(),
+            "the copy holds nothing unread"
+        );
+    }
+
+    #[test]
+    fn checkpoints_carry_the_size_seen_for_loss_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\npartial").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a"]);
+        let cp = t.live.get_mut(&p).unwrap().checkpoint().unwrap();
+        assert_eq!((cp.offset, cp.size), (2, 9));
+        drop(t);
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "new\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, vec![cp]);
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Lost { bytes: 7, .. })),
+            "{events:?}"
+        );
     }
 }

@@ -123,6 +123,9 @@ pub struct Checkpoint {
     pub line: u64,
     /// Hash of the bytes just before `offset` (detects truncate-and-rewrite).
     pub tail_hash: String,
+    /// The file's size at the last look (0 when unknown): a lower bound of what is lost when
+    /// the file is gone before it was read to its end.
+    pub size: u64,
 }
 
 /// Everything one batch of input changes, committed in one transaction.
@@ -315,6 +318,11 @@ pub trait Store {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<Delivery>, StoreError>;
+    /// Ends this process's claim on an outbox row without an attempt (a send abandoned at
+    /// shutdown): the row is pending and due at once. False when it was not claimed.
+    fn release_delivery(&mut self, key: &str, channel: &str) -> Result<bool, StoreError>;
+    /// How many outbox rows have this status (without loading them).
+    fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64, StoreError>;
     /// Records an attempt's result on one outbox row.
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError>;
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError>;

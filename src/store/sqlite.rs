@@ -12,10 +12,10 @@ use super::*;
 use crate::track::IntentDraft;
 
 /// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2, V3];
 
 /// Version 1, the first shipped schema (public so tests can build a file an older recur wrote).
 pub const SCHEMA_V1: &str = r#"
@@ -136,6 +136,13 @@ INSERT OR REPLACE INTO inputs_v2 SELECT key, params, path, size, '', scanned_at 
 DROP TABLE inputs;
 ALTER TABLE inputs_v2 RENAME TO inputs;
 "#;
+
+/// Version 3: the file size a checkpoint's file had when last looked at, so that a file gone
+/// while recur was down is reported with (at least) the bytes it had not read; and an index so
+/// that the sidecar's outbox looks (due rows, the pending count, every second) cost nothing
+/// however many notifications history holds.
+const V3: &str = "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX deliveries_status ON deliveries (status)";
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -536,8 +543,8 @@ impl Store for SqliteStore {
             }
             let mut cp = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(classify)?;
             for c in &batch.checkpoints {
@@ -549,7 +556,8 @@ impl Store for SqliteStore {
                     c.head_len as i64,
                     c.offset as i64,
                     c.line as i64,
-                    c.tail_hash
+                    c.tail_hash,
+                    c.size as i64
                 ])
                 .map_err(classify)?;
             }
@@ -788,6 +796,30 @@ impl Store for SqliteStore {
             .map_err(|e| self.sql(e))
     }
 
+    fn release_delivery(&mut self, key: &str, channel: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt = NULL
+                 WHERE key = ?1 AND channel = ?2 AND status = 'sending'",
+                params![key, channel],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.sql(e))
+    }
+
+    fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                // A row being sent is still pending until its result is recorded.
+                "SELECT count(*) FROM deliveries
+                 WHERE status = ?1 OR (?1 = 'pending' AND status = 'sending')",
+                params![status.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError> {
         self.conn
             .execute(
@@ -801,7 +833,7 @@ impl Store for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT path, dev, inode, head_hash, head_len, offset, line, tail_hash FROM checkpoints ORDER BY path")
+            .prepare_cached("SELECT path, dev, inode, head_hash, head_len, offset, line, tail_hash, size FROM checkpoints ORDER BY path")
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map([], |r| {
@@ -814,6 +846,7 @@ impl Store for SqliteStore {
                     offset: r.get::<_, i64>(5)? as u64,
                     line: r.get::<_, i64>(6)? as u64,
                     tail_hash: r.get(7)?,
+                    size: r.get::<_, i64>(8)? as u64,
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -1131,9 +1164,12 @@ mod tests {
         );
         assert_eq!(s.add_intents(&[row], t).unwrap().len(), 0);
         assert_eq!(s.due_deliveries(t).unwrap().len(), 2);
+        assert_eq!(s.count_deliveries(DeliveryStatus::Pending).unwrap(), 2);
         let mut del = s.deliveries(Some("R/x/0")).unwrap()[0].clone();
         del.status = DeliveryStatus::Sent;
         s.update_delivery(&del).unwrap();
+        assert_eq!(s.count_deliveries(DeliveryStatus::Pending).unwrap(), 1);
+        assert_eq!(s.count_deliveries(DeliveryStatus::Sent).unwrap(), 1);
         assert_eq!(
             s.intent("R/x/0").unwrap().unwrap().status,
             DeliveryStatus::Pending
@@ -1295,7 +1331,7 @@ mod tests {
         let e = SqliteStore::open_read_only(&p).err().unwrap();
         assert!(e.to_string().contains("recur state migrate"), "{e}");
         let s = SqliteStore::open(&p).unwrap();
-        assert_eq!(s.user_version().unwrap(), 2);
+        assert_eq!(s.user_version().unwrap(), SCHEMA_VERSION);
         let eps = s.episodes("R").unwrap();
         assert_eq!(eps.len(), 1);
         assert_eq!(

@@ -583,6 +583,9 @@ pub enum Reply {
     Hangup,
     /// Reads the request, waits this long, then answers 200 (a slow receiver).
     Slow(Duration),
+    /// Reads the request whole, then keeps the connection open without answering (a receiver
+    /// that hangs), for 30 s.
+    Silent,
 }
 
 /// An HTTP receiver answering from a script, then 200 for everything.
@@ -678,6 +681,10 @@ fn http_session(
                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
                 )?;
                 w.flush()
+            }
+            Reply::Silent => {
+                std::thread::sleep(Duration::from_secs(30));
+                Ok(())
             }
             Reply::Status(code) => {
                 let (reason, body) = match code {

@@ -29,6 +29,20 @@ pub struct Metrics {
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
     pub rules_loaded: AtomicU64,
+    /// Directories with a native watch.
+    pub watched_dirs: AtomicU64,
+    /// 1 when polling (asked for, or native notifications unavailable or exhausted).
+    pub polling: AtomicU64,
+    /// Wall-clock milliseconds of the loop's last turn (see [`Metrics::beat`]).
+    pub heartbeat_ms: AtomicU64,
+    /// `/healthz` fails when the last turn is older than this (0: never).
+    pub stall_after_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Metrics {
@@ -36,9 +50,27 @@ impl Metrics {
         c.fetch_add(n, Relaxed);
     }
 
+    /// Marks a turn of the watch loop (for `/healthz`).
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Relaxed);
+    }
+
+    /// `None` when healthy, else why not: the loop has not turned for too long (stuck on a
+    /// file system, a lock, or a bug), which a liveness probe should answer with a restart.
+    pub fn unhealthy(&self) -> Option<String> {
+        let limit = self.stall_after_ms.load(Relaxed);
+        let idle = now_ms().saturating_sub(self.heartbeat_ms.load(Relaxed));
+        (limit > 0 && idle > limit).then(|| {
+            format!(
+                "stuck: the watch loop has not turned for {:.1}s\n",
+                idle as f64 / 1000.0
+            )
+        })
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 21] = [
             (
                 "recur_lines_read_total",
                 "counter",
@@ -153,6 +185,18 @@ impl Metrics {
                 "Remediations loaded.",
                 &self.rules_loaded,
             ),
+            (
+                "recur_watched_dirs",
+                "gauge",
+                "Directories with a native file-system watch.",
+                &self.watched_dirs,
+            ),
+            (
+                "recur_watch_polling",
+                "gauge",
+                "1 when files are polled (asked for, or native notifications unavailable).",
+                &self.polling,
+            ),
         ];
         let mut s = String::new();
         for (name, kind, help, v) in rows {
@@ -197,7 +241,10 @@ fn answer(stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
-        "/healthz" => ("200 OK", "text/plain; charset=utf-8", "ok\n".to_string()),
+        "/healthz" => match metrics.unhealthy() {
+            None => ("200 OK", "text/plain; charset=utf-8", "ok\n".to_string()),
+            Some(why) => ("503 Service Unavailable", "text/plain; charset=utf-8", why),
+        },
         _ => (
             "404 Not Found",
             "text/plain; charset=utf-8",
@@ -223,7 +270,31 @@ mod tests {
         Metrics::add(&m.events, 3);
         let text = m.render();
         assert!(text.contains("# TYPE recur_events_total counter\nrecur_events_total 3\n"));
-        assert_eq!(text.matches("# HELP").count(), 19);
+        assert_eq!(text.matches("# HELP").count(), 21);
+    }
+
+    fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        body
+    }
+
+    #[test]
+    fn health_fails_when_the_loop_stops_turning() {
+        let m = Arc::new(Metrics::default());
+        m.stall_after_ms.store(30_000, Relaxed);
+        m.beat();
+        let addr = serve("127.0.0.1:0", m.clone()).unwrap();
+        assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
+        // The last turn 31 s ago.
+        m.heartbeat_ms.store(now_ms() - 31_000, Relaxed);
+        let body = get(addr, "/healthz");
+        assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+        assert!(body.contains("has not turned for 31"), "{body}");
+        m.beat();
+        assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200"));
     }
 
     #[test]

@@ -75,7 +75,7 @@ const INPUT_KEYS: &[&str] = &[
     "id_fields",
     "max_line_bytes",
 ];
-const STATE_KEYS: &[&str] = &["path"];
+const STATE_KEYS: &[&str] = &["path", "samples_per_hour"];
 const NOTIFY_KEYS: &[&str] = &["max_notifications", "max_attempts", "timeout", "backoff"];
 const REDACT_KEYS: &[&str] = &["fields", "patterns"];
 const COVERAGE_KEYS: &[&str] = &["mode"];
@@ -142,12 +142,17 @@ impl Default for InputConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     pub path: PathBuf,
+    /// Redacted samples stored per remediation and hour of occurrences (the rest are stored
+    /// without one); `None`: the rule's `[alert] samples`. A frequent error then costs no
+    /// redaction and little storage per occurrence, and every episode still has samples.
+    pub samples_per_hour: Option<u32>,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             path: PathBuf::from(DEFAULT_STATE_PATH),
+            samples_per_hour: None,
         }
     }
 }
@@ -322,10 +327,17 @@ fn read_config(r: &mut Reader<'_>, doc: &Document<&str>) -> Option<Config> {
     r.check_keys(root, TOP_KEYS, "recur.toml");
     let input = section(r, root, "input", INPUT_KEYS, read_input);
     let state = section(r, root, "state", STATE_KEYS, |r, t| {
-        r.optional(t, "path", StateConfig::default(), |r, i| {
-            r.non_empty_str("path", i).map(|s| StateConfig {
-                path: PathBuf::from(s),
-            })
+        let d = StateConfig::default();
+        let path = r.optional(t, "path", d.path, |r, i| {
+            r.non_empty_str("path", i).map(PathBuf::from)
+        });
+        let samples = r.optional(t, "samples_per_hour", None, |r, i| {
+            r.int("samples_per_hour", i, 0, u32::MAX as i64)
+                .map(|n| Some(n as u32))
+        });
+        Some(StateConfig {
+            path: path?,
+            samples_per_hour: samples?,
         })
     });
     let notify = section(r, root, "notify", NOTIFY_KEYS, read_notify);

@@ -75,7 +75,9 @@ pub fn summarize(
             None => untimed += 1,
             Some(t) if rule.is_recurrence_time(t) => {
                 rec_times.push(t);
-                samples.push(o.clone());
+                if !o.sample.is_empty() {
+                    samples.push(o.clone());
+                }
             }
             Some(_) => before_fix += 1,
         }

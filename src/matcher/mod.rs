@@ -17,6 +17,8 @@
 //! requirement a candidate, and counts in-scope events exactly. [`CoverageMode::Off`] (grep)
 //! keeps no coverage.
 
+#[cfg(test)]
+mod differential;
 pub mod prefilter;
 
 use std::sync::Arc;

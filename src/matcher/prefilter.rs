@@ -205,16 +205,27 @@ fn regex_literal(pattern: &str) -> Option<Vec<Lit>> {
     best
 }
 
-/// How selective a requirement probably is. A keyed value is an exact test of one field and
-/// costs the same for any number of rules, so it beats every literal.
+/// How selective a requirement probably is: the length of its shortest alternative, with
+/// bounded literals counted as longer since their hits are checked before decoding. A keyed
+/// value scores as its value would as a bounded literal (the key adds an exact field test, so
+/// it wins a tie): of `error_code = "NO_TOKEN"` and `environment = "staging"` the rarer-looking
+/// value is the one searched.
 pub fn score(r: &Requirement) -> usize {
+    let lit = |l: &Lit| l.bytes.len() + 4 * (l.left as usize + l.right as usize);
     match r {
-        Requirement::Keyed { .. } => usize::MAX,
-        Requirement::Literals(alts) => alts
-            .iter()
-            .map(|l| l.bytes.len() + 4 * (l.left as usize + l.right as usize))
-            .min()
-            .unwrap_or(0),
+        Requirement::Keyed { values, .. } => {
+            values
+                .iter()
+                .map(|v| {
+                    let word = |b: Option<&u8>| b.is_some_and(|&b| is_word(b)) as usize;
+                    v.len() + 4 * (word(v.first()) + word(v.last()))
+                })
+                .min()
+                .unwrap_or(0)
+                * 2
+                + 1
+        }
+        Requirement::Literals(alts) => alts.iter().map(lit).min().unwrap_or(0) * 2,
     }
 }
 
@@ -269,6 +280,15 @@ enum RawValue<'a> {
     Unknown,
     /// The value's bytes as written.
     Value(&'a [u8]),
+    /// A bare value, read two ways: up to a JSON delimiter (`5,` `true}`) and up to the next
+    /// blank (logfmt's reading: `a,b` is one value there).
+    Bare(&'a [u8], &'a [u8]),
+}
+
+/// Is the byte before `s` a word byte that makes `s` no word start? A word byte that ends an
+/// escape (`\t` before a logfmt key inside a Docker line) is a separator in the decoded text.
+fn word_before(hay: &[u8], s: usize) -> bool {
+    s > 0 && is_word(hay[s - 1]) && !(s >= 2 && hay[s - 2] == b'\\')
 }
 
 fn is_json_ws(b: u8) -> bool {
@@ -324,20 +344,21 @@ fn raw_value(hay: &[u8], mut i: usize) -> RawValue<'_> {
         Some(b'{') => RawValue::NotAKey,
         Some(_) => {
             let rest = &hay[i..];
-            let n = rest
+            // logfmt's bare value runs to the next blank; JSON's ends at a delimiter too. An
+            // unescaped `"` ends the string a logfmt line sits in (a Docker `log`); in a plain
+            // logfmt line it would be part of the value, but no indexed value holds one.
+            let blank = rest
                 .iter()
-                .position(|&b| {
-                    matches!(
-                        b,
-                        b' ' | b'\t' | b'\r' | b'\n' | b',' | b'}' | b']' | b'"' | b'\\'
-                    )
-                })
+                .position(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\\' | b'"'))
                 .unwrap_or(rest.len());
-            if rest.get(n) == Some(&b'\\') {
-                RawValue::Unknown
-            } else {
-                RawValue::Value(&rest[..n])
+            if rest.get(blank) == Some(&b'\\') {
+                return RawValue::Unknown;
             }
+            let json = rest[..blank]
+                .iter()
+                .position(|&b| matches!(b, b',' | b'}' | b']'))
+                .unwrap_or(blank);
+            RawValue::Bare(&rest[..json], &rest[..blank])
         }
     }
 }
@@ -379,9 +400,13 @@ impl Multi {
     fn each(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
         match self {
             Multi::One(finder) => {
+                // Overlapping hits too (`e=e` in `error_code=e=e`): a hit that fails its
+                // boundary check must not hide one that starts inside it.
                 let n = finder.needle().len();
-                for s in finder.find_iter(hay) {
-                    f(0, s, s + n);
+                let mut at = 0;
+                while let Some(i) = finder.find(&hay[at..]) {
+                    f(0, at + i, at + i + n);
+                    at += i + 1;
                 }
             }
             Multi::Many(ac) => {
@@ -536,7 +561,7 @@ impl Prefilter {
         if let Some(lits) = &self.lits {
             lits.each(hay, |pat, s, e| {
                 let lit = &self.lit_meta[pat];
-                if lit.left && s > 0 && is_word(hay[s - 1]) {
+                if lit.left && word_before(hay, s) {
                     return;
                 }
                 if lit.right && e < hay.len() && is_word(hay[e]) {
@@ -547,16 +572,27 @@ impl Prefilter {
         }
         if let Some(keys) = &self.keys {
             keys.each(hay, |k, s, e| {
-                if s > 0 && is_word(hay[s - 1]) || e < hay.len() && is_word(hay[e]) {
+                if word_before(hay, s) || e < hay.len() && is_word(hay[e]) {
                     return;
                 }
                 let entry = &self.key_entries[k];
+                let mut found = |v: &[u8]| {
+                    if let Some(ts) = entry.lookup(v) {
+                        ts.iter().for_each(|&t| hit(s, t));
+                        true
+                    } else {
+                        false
+                    }
+                };
                 match raw_value(hay, e) {
                     RawValue::NotAKey => {}
                     RawValue::Unknown => entry.all.iter().for_each(|&t| hit(s, t)),
                     RawValue::Value(v) => {
-                        if let Some(ts) = entry.lookup(v) {
-                            ts.iter().for_each(|&t| hit(s, t));
+                        found(v);
+                    }
+                    RawValue::Bare(json, logfmt) => {
+                        if !found(json) && logfmt != json {
+                            found(logfmt);
                         }
                     }
                 }

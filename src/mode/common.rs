@@ -282,7 +282,30 @@ pub const SAMPLE_BYTES: usize = 2048;
 #[derive(Debug, Default)]
 pub struct Findings {
     pub occurrences: Vec<StoredOccurrence>,
-    pub coverage: HashMap<(u32, i64), (u64, Timestamp)>,
+    pub coverage: CoverageMap,
+    /// Sampled coverage per scope group (keyed by the group's first rule) and hour bucket:
+    /// a sample covers every rule of its group, so it is noted once here and spread over the
+    /// rules by [`Findings::finish`] (a thousand rules share two or three scopes).
+    groups: HashMap<(u32, i64), Timestamp, foldhash::fast::FixedState>,
+    group_rules: HashMap<u32, Vec<u32>, foldhash::fast::FixedState>,
+    /// Samples taken per (rule, hour bucket): see [`FindingsSink`].
+    samples: HashMap<(u32, i64), u32, foldhash::fast::FixedState>,
+}
+
+/// Coverage per (rule, hour bucket): in-scope events counted (0 when sampled) and the newest.
+pub type CoverageMap = HashMap<(u32, i64), (u64, Timestamp), foldhash::fast::FixedState>;
+
+impl Findings {
+    /// Spreads the sampled group coverage over the groups' rules; call before reading
+    /// `coverage`.
+    pub fn finish(&mut self) {
+        for ((first, bucket), t) in self.groups.drain() {
+            for &rule in &self.group_rules[&first] {
+                let e = self.coverage.entry((rule, bucket)).or_insert((0, t));
+                e.1 = e.1.max(t);
+            }
+        }
+    }
 }
 
 /// The [`Sink`] shared by `scan` and `watch`: turns hits into occurrences and coverage.
@@ -294,6 +317,9 @@ pub struct FindingsSink<'a> {
     pub untimed_at: Option<Timestamp>,
     /// Sampled coverage records presence; exact coverage counts every in-scope event.
     pub coverage: CoverageMode,
+    /// Redacted samples kept per rule and hour (`[state] samples_per_hour`; `None`: the
+    /// rule's `[alert] samples`).
+    pub samples_per_hour: Option<u32>,
     pub out: &'a mut Findings,
 }
 
@@ -333,6 +359,21 @@ impl Sink for FindingsSink<'_> {
                 self.cover(rule, t);
             }
             if let Hit::Occurrence { rule, signature } = *h {
+                // A notification shows a few samples of its episode; an episode starts in
+                // some hour, so the first few occurrences of every hour keep a redacted
+                // sample and the rest none: a busy hour of a frequent error costs no
+                // redaction and little storage per occurrence.
+                let bucket = time.map_or(i64::MIN, |t| t.as_second().div_euclid(3600));
+                let taken = self.out.samples.entry((rule as u32, bucket)).or_insert(0);
+                let cap = self
+                    .samples_per_hour
+                    .unwrap_or(self.rules[rule].alert.samples.max(1));
+                let sample = if *taken < cap {
+                    *taken += 1;
+                    self.redactor.sample(event, SAMPLE_BYTES)
+                } else {
+                    String::new()
+                };
                 self.out.occurrences.push(StoredOccurrence {
                     remediation: self.rules[rule].id.clone(),
                     identity: identity(event, record.bytes),
@@ -340,7 +381,7 @@ impl Sink for FindingsSink<'_> {
                     signature: signature as u32,
                     source: self.source.to_string(),
                     line: record.line,
-                    sample: self.redactor.sample(event, SAMPLE_BYTES),
+                    sample,
                 });
             }
         }
@@ -350,9 +391,22 @@ impl Sink for FindingsSink<'_> {
         let Some(t) = event.time.or(self.untimed_at) else {
             return false;
         };
-        for &r in rules {
-            self.cover(r, t);
+        let Some(&first) = rules.first() else {
+            return true;
+        };
+        if self.coverage == CoverageMode::Exact {
+            for &r in rules {
+                self.cover(r, t);
+            }
+            return true;
         }
+        let bucket = t.as_second().div_euclid(3600) * 3600;
+        let e = self.out.groups.entry((first as u32, bucket)).or_insert(t);
+        *e = (*e).max(t);
+        self.out
+            .group_rules
+            .entry(first as u32)
+            .or_insert_with(|| rules.iter().map(|&r| r as u32).collect());
         true
     }
 }

@@ -1,7 +1,7 @@
 //! `recur scan`: the cron batch. Reads every input to the end in parallel, commits what it
 //! found, records notification intents, drains the outbox and exits with a status that is news.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,7 +135,7 @@ struct UnitResult {
     invalid: InvalidTally,
     occurrences: Vec<StoredOccurrence>,
     /// (rule, hour bucket) → (count, max time)
-    coverage: HashMap<(u32, i64), (u64, Timestamp)>,
+    coverage: common::CoverageMap,
     lines: u64,
     error: Option<String>,
     error_line: Option<u64>,
@@ -209,23 +209,18 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()?;
+    let ctx = UnitCtx {
+        max_line,
+        matcher: &matcher,
+        cfg: &search_cfg,
+        rules: &rules,
+        redactor: &redactor,
+        samples_per_hour: config.state.samples_per_hour,
+    };
     let results: Vec<(WorkUnit, UnitResult)> = pool.install(|| {
         units
             .par_iter()
-            .map(|u| {
-                (
-                    u.clone(),
-                    run_unit(
-                        u,
-                        &todo[u.input],
-                        max_line,
-                        &matcher,
-                        &search_cfg,
-                        &rules,
-                        &redactor,
-                    ),
-                )
-            })
+            .map(|u| (u.clone(), run_unit(u, &todo[u.input], &ctx)))
             .collect()
     });
 
@@ -446,15 +441,25 @@ pub fn run(
     Ok(code)
 }
 
-fn run_unit(
-    unit: &WorkUnit,
-    input: &Input,
+/// What every work unit of a scan shares.
+struct UnitCtx<'a> {
     max_line: usize,
-    matcher: &Matcher,
-    cfg: &SearchConfig,
-    rules: &Arc<[Remediation]>,
-    redactor: &Redactor,
-) -> UnitResult {
+    matcher: &'a Matcher,
+    cfg: &'a SearchConfig,
+    rules: &'a Arc<[Remediation]>,
+    redactor: &'a Redactor,
+    samples_per_hour: Option<u32>,
+}
+
+fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
+    let UnitCtx {
+        max_line,
+        matcher,
+        cfg,
+        rules,
+        redactor,
+        samples_per_hour,
+    } = *ctx;
     let mut res = UnitResult::default();
     let name = input.display_name();
     let outcome = (|| -> std::io::Result<()> {
@@ -467,6 +472,7 @@ fn run_unit(
             source: &name,
             untimed_at: None,
             coverage: matcher.coverage_mode(),
+            samples_per_hour,
             out: &mut found,
         };
         let r = match (unit.range, input) {
@@ -495,6 +501,7 @@ fn run_unit(
                 r
             }
         };
+        found.finish();
         res.occurrences = found.occurrences;
         res.coverage = found.coverage;
         res.stats = stats;

@@ -574,6 +574,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
     let mut looper = Looper {
         config: &config,
         redactor: &redactor,
+        samples_per_hour: config.state.samples_per_hour,
         search_cfg: &search_cfg,
         max_line,
         metrics: &metrics,
@@ -711,6 +712,7 @@ fn wait_for(rx: &Receiver<Wake>, timeout: Duration) -> Option<Wake> {
 
 /// The per-turn work of the loop.
 struct Looper<'a> {
+    samples_per_hour: Option<u32>,
     config: &'a Config,
     redactor: &'a Redactor,
     search_cfg: &'a SearchConfig,
@@ -876,6 +878,7 @@ impl Looper<'_> {
                     source: &source,
                     untimed_at: Some(Timestamp::now()),
                     coverage: loaded.matcher.coverage_mode(),
+                    samples_per_hour: self.samples_per_hour,
                     out: &mut found,
                 },
                 stop: self.stop,
@@ -913,6 +916,7 @@ impl Looper<'_> {
         // Coverage accumulates over the reading session: the store keeps the larger count of
         // a (rule, bucket, input) cell, so the session's running total is what is written.
         let mut touched: HashMap<(String, i64), ()> = HashMap::new();
+        found.finish();
         for ((rule, bucket), (n, newest)) in found.coverage {
             let id = loaded.rules[rule as usize].id.clone();
             let e = t

@@ -78,6 +78,8 @@ impl Notification {
                 (Some(t), None) => rule.is_recurrence_time(t),
                 _ => false,
             })
+            // Busy hours keep a sample for their first few occurrences only.
+            .filter(|o| !o.sample.is_empty())
             .take(rule.alert.samples as usize)
             .map(|o| {
                 cap_text(

@@ -822,9 +822,13 @@ mod x86 {
 
     /// Scans `bytes[i..]` in 32-byte steps from `i >= 1`; returns where it stopped.
     ///
+    /// The loop makes no call: suspect newlines are parked as `(offset, mask)` pairs in a small
+    /// array and pushed after it, so the accumulators stay in registers (a call would clobber
+    /// every vector register and make the compiler keep them in memory).
+    ///
     /// # Safety
     /// AVX2 must be available. Every load reads 32 bytes within `bytes`: `i - 1 + 32 <= len`.
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt")]
     pub(super) unsafe fn shape_avx2(
         bytes: &[u8],
         mut i: usize,
@@ -836,31 +840,48 @@ mod x86 {
         let close = _mm256_set1_epi8(b'}' as i8);
         let bs = _mm256_set1_epi8(b'\\' as i8);
         let zero = _mm256_setzero_si256();
-        let mut flags_bs = zero;
-        let mut flags_nul = zero;
-        let mut flags_hi = zero;
-        while i + 32 <= bytes.len() {
-            // SAFETY: `i >= 1` and `i + 32 <= len`.
-            let v = unsafe { _mm256_loadu_si256(p.add(i) as *const __m256i) };
-            let prev = unsafe { _mm256_loadu_si256(p.add(i - 1) as *const __m256i) };
-            flags_bs = _mm256_or_si256(flags_bs, _mm256_cmpeq_epi8(v, bs));
-            flags_nul = _mm256_or_si256(flags_nul, _mm256_cmpeq_epi8(v, zero));
-            flags_hi = _mm256_or_si256(flags_hi, v);
-            let n = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, nl)) as u32;
-            if n != 0 {
-                shape.lines += n.count_ones() as u64;
-                let c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(prev, close)) as u32;
-                let mut bad = n & !c;
+        let mut lines = 0u64;
+        let mut parked = [(0u32, 0u32); 64];
+        loop {
+            // Vector accumulators live only within the inner loop (see above).
+            let mut flags_bs = zero;
+            let mut flags_nul = zero;
+            let mut flags_hi = zero;
+            let mut np = 0;
+            while i + 32 <= bytes.len() && np < parked.len() {
+                // SAFETY: `i >= 1` and `i + 32 <= len`.
+                let v = unsafe { _mm256_loadu_si256(p.add(i) as *const __m256i) };
+                flags_bs = _mm256_or_si256(flags_bs, _mm256_cmpeq_epi8(v, bs));
+                flags_nul = _mm256_or_si256(flags_nul, _mm256_cmpeq_epi8(v, zero));
+                flags_hi = _mm256_or_si256(flags_hi, v);
+                let n = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, nl)) as u32;
+                if n != 0 {
+                    lines += n.count_ones() as u64;
+                    // SAFETY: as above.
+                    let prev = unsafe { _mm256_loadu_si256(p.add(i - 1) as *const __m256i) };
+                    let c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(prev, close)) as u32;
+                    let bad = n & !c;
+                    if bad != 0 {
+                        parked[np] = (i as u32, bad);
+                        np += 1;
+                    }
+                }
+                i += 32;
+            }
+            shape.backslash |= _mm256_movemask_epi8(flags_bs) != 0;
+            shape.nul |= _mm256_movemask_epi8(flags_nul) != 0;
+            shape.non_ascii |= _mm256_movemask_epi8(flags_hi) != 0;
+            for &(at, mut bad) in &parked[..np] {
                 while bad != 0 {
-                    suspects.push((i + bad.trailing_zeros() as usize) as u32);
+                    suspects.push(at + bad.trailing_zeros());
                     bad &= bad - 1;
                 }
             }
-            i += 32;
+            if np < parked.len() {
+                break;
+            }
         }
-        shape.backslash |= _mm256_movemask_epi8(flags_bs) != 0;
-        shape.nul |= _mm256_movemask_epi8(flags_nul) != 0;
-        shape.non_ascii |= _mm256_movemask_epi8(flags_hi) != 0;
+        shape.lines += lines;
         i
     }
 

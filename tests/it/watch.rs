@@ -82,11 +82,18 @@ impl Watch {
             .filter(|e| e.file_name().to_string_lossy().starts_with("stderr"))
             .count();
         let stderr = ws.join(&format!("stderr{n}.txt"));
-        // The exactly-once proofs count in-scope events: exact coverage.
+        // The exactly-once proofs count in-scope events (exact coverage) and read every
+        // occurrence's sample (a sample for each).
         let cfg = ws.join("recur.toml");
         let text = std::fs::read_to_string(&cfg).unwrap_or_default();
         if !text.contains("[coverage]") {
-            std::fs::write(&cfg, format!("{text}\n[coverage]\nmode = \"exact\"\n")).unwrap();
+            std::fs::write(
+                &cfg,
+                format!(
+                    "{text}\n[coverage]\nmode = \"exact\"\n[state]\nsamples_per_hour = 1000000\n"
+                ),
+            )
+            .unwrap();
         }
         let mut cmd = Cmd::new().cmd;
         cmd.current_dir(ws.path())

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of recur, ripgrep, jq and cat on generated JSON-lines corpora.
+#
+#   benches/compare.sh [SIZE_MB] [RUNS]        (defaults: 1024 MiB, 5 runs)
+#
+# 1. Builds recur and the corpus generator in release mode
+#    (`cargo build --release --offline --bin recur --example gen_corpus`; set COMPARE_NO_BUILD=1
+#    to use the binaries already in target/release).
+# 2. Generates, under target/bench-corpus/SIZE_MBmb/, three corpora of SIZE_MB MiB with
+#    examples/gen_corpus.rs: flat JSON lines at 0.05% target lines (`flat 500`), flat at 5%
+#    (`flat 50000`) and the GCP envelope at 0.05% (`gcp 500`), plus one file made of a single
+#    line of SIZE_MB MiB (over the line cap: it must be skipped with bounded memory) and a slice
+#    of the first 1/20 of the flat corpus for jq. Files of the right size are reused. The rule
+#    sets target/bench-corpus/rules-{1,10,100,1000} are rewritten on every run.
+# 3. With each file in the page cache (read once with cat, then one checked run of every command
+#    whose exit code and output are verified), times each command as the median of RUNS runs
+#    (hyperfine when installed, else a bash loop around `date +%s.%N`):
+#      cat FILE > /dev/null                         the ceiling
+#      rg -c NO_TOKEN FILE                          one literal
+#      rg -c -F -f LITERALS FILE                    the 100 rules' quoted error_code literals
+#      jq -c 'select(…)' SLICE > /dev/null          the same field test as the rule, on the slice
+#      recur scan --threads 1 --rules rules-N FILE  N = 1, 100, 1000; and 100 rules on the 5%
+#                                                   and GCP corpora, and with --threads 2
+#      recur grep -c -j 1 -w error_code=NO_TOKEN -w environment=staging FILE
+#    and measures the peak RSS (/usr/bin/time -f %M) of `recur scan` with 100 rules on the flat
+#    corpus and on the single line.
+# 4. Prints (stdout, also saved as target/bench-corpus/SIZE_MBmb/report.md) the machine, the
+#    tool versions, a Markdown table of MB/s (MB = 10^6 bytes) with the ratio of each command to
+#    `rg -c <literal>`, and the throughput and memory targets with PASS/MISS. Progress goes to
+#    stderr; every command's output, hyperfine's log and JSON are kept in .../logs/.
+#
+# Needs rg (`cargo install ripgrep`), jq and GNU time (`apt-get install jq time`); hyperfine
+# (`apt-get install hyperfine` or `cargo install hyperfine`) is preferred. No network use: the
+# build is offline (`cargo fetch` first on a fresh checkout). The corpora take 4 x SIZE_MB MiB of
+# disk and should fit in the page cache together. Set COMPARE_NO_HYPERFINE=1 to force the loop.
+# The numbers are only meaningful on an otherwise idle machine.
+set -euo pipefail
+
+die() {
+    echo "compare.sh: error: $*" >&2
+    exit 2
+}
+say() { echo "compare.sh: $*" >&2; }
+
+size_mb=${1:-1024}
+runs=${2:-5}
+[[ $size_mb =~ ^[1-9][0-9]*$ ]] || die "SIZE_MB must be a positive integer (MiB), got '$size_mb'"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$runs'"
+[ $# -le 2 ] || die "usage: benches/compare.sh [SIZE_MB] [RUNS]"
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+recur=$target_dir/release/recur
+gen=$target_dir/release/examples/gen_corpus
+bench=$root/target/bench-corpus
+dir=$bench/${size_mb}mb
+logs=$dir/logs
+
+# The environment must not change what is measured (rules dir, config, threads, line cap...).
+for v in $(compgen -e); do
+    case $v in RECUR_*) unset "$v" ;; esac
+done
+
+# --- tools --------------------------------------------------------------------------------
+command -v rg >/dev/null || die "ripgrep (rg) not found: install it with 'cargo install ripgrep' (or 'apt-get install ripgrep')"
+command -v jq >/dev/null || die "jq not found: install it with 'apt-get install jq'"
+[ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) not found: install it with 'apt-get install time'"
+use_hyperfine=1
+if [ "${COMPARE_NO_HYPERFINE:-0}" = 1 ]; then
+    use_hyperfine=0
+    say "COMPARE_NO_HYPERFINE=1: timing with a bash loop"
+elif ! command -v hyperfine >/dev/null; then
+    use_hyperfine=0
+    say "hyperfine not found (install it with 'apt-get install hyperfine' or 'cargo install hyperfine'); timing with a bash loop instead"
+fi
+
+# --- 1. build -------------------------------------------------------------------------------
+if [ "${COMPARE_NO_BUILD:-0}" = 1 ]; then
+    say "COMPARE_NO_BUILD=1: using the existing release binaries"
+else
+    command -v cargo >/dev/null || die "cargo not found (install Rust from https://rustup.rs)"
+    say "building: cargo build --release --offline --bin recur --example gen_corpus"
+    (cd "$root" && cargo build --release --offline --bin recur --example gen_corpus) ||
+        die "release build failed (with missing dependencies run 'cargo fetch' first: the build is offline)"
+fi
+[ -x "$recur" ] || die "$recur not found: build with 'cargo build --release --bin recur'"
+[ -x "$gen" ] || die "$gen not found: build with 'cargo build --release --example gen_corpus'"
+
+mkdir -p "$dir" "$logs"
+# Run from the corpus directory: a ./recur.toml in the caller's directory must not apply.
+cd "$dir"
+
+# --- 2. corpora and rules -----------------------------------------------------------------
+want=$((size_mb << 20)) # the generator writes SIZE_MB MiB, ending with the line that crosses it
+filesize() { stat -c %s "$1"; }
+
+# Free disk for what has to be written (the three corpora, the single line, the slice).
+missing=0
+for f in corpus-flat-500.jsonl corpus-flat-50000.jsonl corpus-gcp-500.jsonl one-line.jsonl; do
+    [ -f "$f" ] || missing=$((missing + want))
+done
+missing=$((missing + want / 20))
+avail=$(($(df --output=avail -k "$dir" | tail -n1) * 1024))
+[ "$avail" -gt "$missing" ] ||
+    die "not enough disk under $dir: need about $((missing >> 20)) MiB, $((avail >> 20)) MiB free"
+
+# corpus SHAPE RATE: generates corpus-SHAPE-RATE.jsonl unless a complete one is there; the number
+# of target lines the generator reported is kept beside it (.targets).
+corpus() {
+    local f=corpus-$1-$2.jsonl size out
+    if [ -f "$f" ] && [ -s "$f.targets" ]; then
+        size=$(filesize "$f")
+        if [ "$size" -ge "$want" ] && [ "$size" -lt $((want + 65536)) ]; then
+            say "reusing $dir/$f"
+            return
+        fi
+    fi
+    say "generating $dir/$f ($size_mb MiB, $1, $2 target lines per million)"
+    rm -f "$f" "$f.targets"
+    out=$("$gen" "$dir" "$size_mb" "$1" "$2") || die "gen_corpus failed for $1 $2"
+    rm -rf "$dir"/rules-1 "$dir"/rules-10 "$dir"/rules-100 "$dir"/rules-1000
+    echo "${out##* }" >"$f.targets"
+}
+corpus flat 500
+corpus flat 50000
+corpus gcp 500
+flat=$dir/corpus-flat-500.jsonl
+dense=$dir/corpus-flat-50000.jsonl
+gcp=$dir/corpus-gcp-500.jsonl
+
+# Rules: written by the generator with an empty corpus into a scratch directory.
+scratch=$bench/.rules-scratch
+rm -rf "$scratch"
+"$gen" "$scratch" 0 flat 500 >/dev/null || die "gen_corpus failed writing the rules"
+for n in 1 10 100 1000; do
+    rm -rf "${bench:?}/rules-$n"
+    mv "$scratch/rules-$n" "$bench/rules-$n"
+done
+rm -rf "$scratch"
+[ "$(find "$bench/rules-1000" -name '*.toml' | wc -l)" -eq 1000 ] || die "rules-1000 is incomplete"
+
+# The 100 rules' literals, quoted as they appear in the JSON (`"NO_TOKEN"`), one a line.
+literals=$bench/literals-100.txt
+sed -n 's/^error_code = \("[^"]*"\)$/\1/p' "$bench"/rules-100/*.toml >"$literals"
+[ "$(wc -l <"$literals")" -eq 100 ] || die "expected 100 error_code literals in rules-100"
+
+# One line of SIZE_MB MiB, over the line cap.
+one=$dir/one-line.jsonl
+if [ -f "$one" ] && [ "$(filesize "$one")" -eq "$want" ]; then
+    say "reusing $one"
+else
+    say "generating $one (one line of $size_mb MiB)"
+    { printf '{"pad":"'; head -c $((want - 11)) /dev/zero | tr '\0' x; printf '"}\n'; } >"$one.tmp"
+    mv "$one.tmp" "$one"
+fi
+[ "$(filesize "$one")" -eq "$want" ] || die "$one has the wrong size"
+
+# The jq slice: the first 1/20 of the flat corpus, cut at a line boundary.
+slice=$dir/slice-flat-500.jsonl
+head -c $((want / 20)) "$flat" | head -n -1 >"$slice"
+
+# --- 3. measurements ----------------------------------------------------------------------
+q() { printf '%q ' "$@"; } # a command line for sh -c, each argument quoted
+
+keys=()
+declare -A label input bytes median
+mbps() { awk -v b="${bytes[$1]}" -v s="${median[$1]}" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
+
+# measure KEY LABEL FILE EXPECTED_EXIT COMMAND_LINE
+measure() {
+    local key=$1 lbl=$2 file=$3 expect=$4 cmd=$5 rc=0 med
+    cat "$file" >/dev/null # page cache
+    # One checked run (also a warm-up): the exit code must be the expected one.
+    bash -c "$cmd" >"$logs/$key.out" 2>"$logs/$key.err" || rc=$?
+    if [ "$rc" -ne "$expect" ]; then
+        sed -n 1,20p "$logs/$key.err" >&2
+        die "'$cmd' exited with $rc (expected $expect)"
+    fi
+    say "timing $lbl ($runs runs)"
+    if [ "$use_hyperfine" = 1 ]; then
+        local ignore=()
+        [ "$expect" -eq 0 ] || ignore=(--ignore-failure)
+        hyperfine --runs "$runs" --style basic "${ignore[@]}" --command-name "$lbl" \
+            --export-json "$logs/$key.json" "$cmd" >"$logs/$key.hyperfine" 2>&1 ||
+            { cat "$logs/$key.hyperfine" >&2; die "hyperfine failed on '$cmd'"; }
+        med=$(jq -r '.results[0].median' "$logs/$key.json")
+    else
+        local times=() i s e
+        for ((i = 0; i < runs; i++)); do
+            rc=0
+            s=$(date +%s.%N)
+            bash -c "$cmd" >/dev/null 2>&1 || rc=$?
+            e=$(date +%s.%N)
+            [ "$rc" -eq "$expect" ] || die "'$cmd' exited with $rc (expected $expect)"
+            times+=("$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", e - s }')")
+        done
+        printf '%s\n' "${times[@]}" >"$logs/$key.times"
+        med=$(sort -g "$logs/$key.times" |
+            awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    fi
+    keys+=("$key")
+    label[$key]=$lbl
+    input[$key]=$(basename "$file")
+    bytes[$key]=$(filesize "$file")
+    median[$key]=$med
+    say "  median $(awk -v s="$med" 'BEGIN { printf "%.3f", s }') s, $(mbps "$key") MB/s"
+}
+
+scan() { # scan RULES_DIR THREADS FILE: the recur scan command line
+    q "$recur" scan --no-state --no-notify --threads "$2" --format json --rules "$bench/$1" "$3"
+}
+jq_filter='select(.error_code=="NO_TOKEN" and .environment=="staging")'
+
+measure cat "cat > /dev/null" "$flat" 0 "$(q cat "$flat")> /dev/null"
+measure rg_lit "rg -c NO_TOKEN" "$flat" 0 "$(q rg -c NO_TOKEN "$flat")"
+measure rg_f100 "rg -c -F -f (100 literals)" "$flat" 0 "$(q rg -c -F -f "$literals" "$flat")"
+measure jq "jq select(error_code, environment), 1/20 slice" "$slice" 0 "$(q jq -c "$jq_filter" "$slice")> /dev/null"
+measure scan1 "recur scan, 1 rule" "$flat" 1 "$(scan rules-1 1 "$flat")> /dev/null"
+measure scan100 "recur scan, 100 rules" "$flat" 1 "$(scan rules-100 1 "$flat")> /dev/null"
+measure scan1000 "recur scan, 1000 rules" "$flat" 1 "$(scan rules-1000 1 "$flat")> /dev/null"
+measure grep "recur grep -c -w error_code=NO_TOKEN -w environment=staging" "$flat" 0 \
+    "$(q "$recur" grep -c -j 1 -w error_code=NO_TOKEN -w environment=staging "$flat")"
+measure scan100_dense "recur scan, 100 rules, 5% targets" "$dense" 1 "$(scan rules-100 1 "$dense")> /dev/null"
+measure scan100_gcp "recur scan, 100 rules, GCP envelope" "$gcp" 1 "$(scan rules-100 1 "$gcp")> /dev/null"
+measure scan100_t2 "recur scan, 100 rules, --threads 2" "$flat" 1 "$(scan rules-100 2 "$flat")> /dev/null"
+
+# Peak RSS (KiB) of recur scan with 100 rules: rss KEY FILE THREADS EXPECTED_EXITS (e.g. "0 1")
+declare -A rss
+rss() {
+    local key=$1 file=$2 rc=0
+    cat "$file" >/dev/null
+    say "peak RSS: recur scan, 100 rules, --threads $3, $(basename "$file")"
+    /usr/bin/time -f %M -o "$logs/$key.rss" "$recur" scan --no-state --no-notify --threads "$3" \
+        --format json --rules "$bench/rules-100" "$file" >"$logs/$key.json" 2>"$logs/$key.err" || rc=$?
+    [[ " $4 " == *" $rc "* ]] || { sed -n 1,20p "$logs/$key.err" >&2; die "recur scan of $file exited with $rc (expected $4)"; }
+    rss[$key]=$(tail -n1 "$logs/$key.rss")
+    [[ ${rss[$key]} =~ ^[0-9]+$ ]] || die "no peak RSS in $logs/$key.rss"
+}
+rss rss_flat "$flat" 1 1
+rss rss_slice "$slice" 1 "0 1" # a small slice may hold no target line
+rss rss_flat_t2 "$flat" 2 1
+rss rss_one "$one" 1 0
+
+# --- sanity checks on what the commands found ---------------------------------------------
+warnings=()
+targets=$(cat "$flat.targets")
+grep_count=$(tr -d '[:space:]' <"$logs/grep.out")
+[ "$grep_count" = "$targets" ] ||
+    warnings+=("recur grep -c counted $grep_count events, the generator wrote $targets target lines")
+found=$(jq '[.remediations[] | select(.id == "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001") | .occurrences] | add // 0' "$logs/rss_flat.json")
+[ "$found" = "$targets" ] ||
+    warnings+=("recur scan (100 rules) found $found occurrences, the generator wrote $targets target lines")
+one_lines=$(jq '.inputs.lines' "$logs/rss_one.json")
+one_events=$(jq '.inputs.events' "$logs/rss_one.json")
+one_invalid=$(jq '.inputs.invalid' "$logs/rss_one.json")
+[ "$one_events" = 0 ] && [ "$one_invalid" = 1 ] ||
+    warnings+=("the single line gave lines=$one_lines events=$one_events invalid=$one_invalid (expected 1 skipped line)")
+
+# --- 4. report ----------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+declare -A tput
+for key in "${keys[@]}"; do tput[$key]=$(mbps "$key"); done
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
+if [ "$use_hyperfine" = 1 ]; then timer="hyperfine, median of $runs runs"; else timer="bash loop (date +%s.%N), median of $runs runs"; fi
+
+report() {
+    echo "## recur side by side ($size_mb MiB corpora, $(date -u +%Y-%m-%d))"
+    echo
+    echo "- machine: $(nproc) CPUs, $cpu, $mem RAM, $(uname -sr)"
+    echo "- recur: $("$recur" --version) at $rev"
+    echo "- tools: $(rg --version | head -n1), $(jq --version), $(if command -v hyperfine >/dev/null; then hyperfine --version; else echo "hyperfine not installed"; fi)"
+    echo "- timing: $timer, files in page cache; one thread unless stated; MB = 10^6 bytes"
+    echo "- corpora: flat JSON lines with 0.05% target lines ($targets of them) unless stated; jq on the first 1/20 ($(filesize "$slice") bytes)"
+    echo
+    echo "| command | input | median (s) | MB/s | × rg -c literal |"
+    echo "|---|---|---:|---:|---:|"
+    for key in "${keys[@]}"; do
+        printf '| %s | %s | %.3f | %s | %s |\n' "${label[$key]}" "${input[$key]}" "${median[$key]}" \
+            "${tput[$key]}" "$(ratio "${tput[$key]}" "${tput[rg_lit]}")"
+    done
+    echo
+    echo "| peak RSS of recur scan, 100 rules | input | MiB |"
+    echo "|---|---|---:|"
+    echo "| 1 thread | corpus-flat-500.jsonl ($size_mb MiB) | $(mib "${rss[rss_flat]}") |"
+    echo "| 1 thread | slice-flat-500.jsonl ($((size_mb / 20)) MiB) | $(mib "${rss[rss_slice]}") |"
+    echo "| 2 threads | corpus-flat-500.jsonl ($size_mb MiB) | $(mib "${rss[rss_flat_t2]}") |"
+    echo "| 1 thread | one-line.jsonl (one line of $size_mb MiB) | $(mib "${rss[rss_one]}") |"
+    echo
+    echo "| target | measured | |"
+    echo "|---|---:|---|"
+    target() { # target TEXT MEASURED THRESHOLD UNIT
+        local verdict=MISS
+        ge "$2" "$3" && verdict=PASS
+        echo "| $1 | $2$4 | $verdict |"
+    }
+    target "100 rules ≥ 0.5× rg -c literal" "$(ratio "${tput[scan100]}" "${tput[rg_lit]}")" 0.5 ×
+    target "100 rules ≥ 3× rg -c -F -f (100 literals)" "$(ratio "${tput[scan100]}" "${tput[rg_f100]}")" 3 ×
+    target "100 rules ≥ 50× jq" "$(ratio "${tput[scan100]}" "${tput[jq]}")" 50 ×
+    target "1000 rules ≥ 0.25× rg -c literal" "$(ratio "${tput[scan1000]}" "${tput[rg_lit]}")" 0.25 ×
+    target "5% targets, 100 rules ≥ 0.3× rg -c literal" "$(ratio "${tput[scan100_dense]}" "${tput[rg_lit]}")" 0.3 ×
+    target "GCP envelope ≥ 0.7× flat (100 rules)" "$(ratio "${tput[scan100_gcp]}" "${tput[scan100]}")" 0.7 ×
+    target "2 threads ≥ 1.7× 1 thread (100 rules)" "$(ratio "${tput[scan100_t2]}" "${tput[scan100]}")" 1.7 ×
+    rss_target() { # rss_target TEXT KIB
+        local verdict=MISS
+        [ "$2" -le 65536 ] && verdict=PASS
+        echo "| $1 | $(mib "$2") MiB | $verdict |"
+    }
+    rss_target "peak RSS ≤ 64 MiB, $size_mb MiB input" "${rss[rss_flat]}"
+    rss_target "peak RSS ≤ 64 MiB, one line of $size_mb MiB" "${rss[rss_one]}"
+    if [ "$size_mb" -lt 1024 ]; then
+        echo
+        echo "Note: the targets are stated for about 1 GB of input; this run used $size_mb MiB."
+    fi
+    for w in "${warnings[@]}"; do
+        echo
+        echo "**Warning**: $w."
+    done
+}
+report | tee "$dir/report.md"
+say "report saved to $dir/report.md, logs in $logs"

@@ -285,6 +285,9 @@ struct Searcher<'a> {
     cands: Vec<(usize, u32)>,
     bad: Vec<usize>,
     window: Window,
+    cache: LineCache,
+    /// The reader was given the matcher's anchor: blocks come with its hits.
+    anchored: bool,
 }
 
 /// Samples a stretch of candidate records for one scope: the first and the last in-scope
@@ -294,39 +297,57 @@ struct Searcher<'a> {
 /// when the block spans one hour (a busy log) and more only where the log is sparse (which is
 /// where decoding is cheap anyway).
 ///
-/// `find(from, to, forward)` returns the first (or last) in-scope record at positions in
-/// `[from, to)` as `(start, end, event)`; positions are opaque to this function.
+/// `find(from, to, forward)` finds the first (or last) in-scope record at positions in
+/// `[from, to)`, hands it to the sink, and returns `(start, end, hour)`; positions are opaque
+/// to this function.
 fn bisect_sample(
     len: usize,
-    find: &mut dyn FnMut(usize, usize, bool) -> Option<(usize, usize, Event)>,
-    emit: &mut dyn FnMut(&Event),
+    find: &mut dyn FnMut(usize, usize, bool) -> Option<(usize, usize, i64)>,
 ) {
     let Some((_, fe, first)) = find(0, len, true) else {
         return;
     };
-    emit(&first);
     let Some((ls, _, last)) = find(fe, len, false) else {
         return;
     };
-    emit(&last);
-    let hour = |e: &Event| e.time.map_or(0, |t| t.as_second().div_euclid(3600));
-    let mut stack = vec![(fe, ls, hour(&first), hour(&last))];
+    let mut stack = vec![(fe, ls, first, last)];
     while let Some((a, b, ha, hb)) = stack.pop() {
         if b <= a || ha.abs_diff(hb) <= 1 {
             continue;
         }
         let m = a + (b - a) / 2;
-        if let Some((s, e, ev)) = find(m, b, true) {
-            emit(&ev);
-            let h = hour(&ev);
+        if let Some((s, e, h)) = find(m, b, true) {
             stack.push((a, s, ha, h));
             stack.push((e, b, h, hb));
-        } else if let Some((s, e, ev)) = find(a, m, false) {
-            emit(&ev);
-            let h = hour(&ev);
+        } else if let Some((s, e, h)) = find(a, m, false) {
             stack.push((a, s, ha, h));
             stack.push((e, m, h, hb));
         }
+    }
+}
+
+fn hour_of(ev: &Event) -> i64 {
+    ev.time.map_or(0, |t| t.as_second().div_euclid(3600))
+}
+
+/// Lines of one block decoded for sampling, by start: the first and last lines serve every
+/// scope group and the newest time, and are decoded once.
+#[derive(Default)]
+struct LineCache {
+    lines: Vec<(usize, Option<Event>)>,
+}
+
+impl LineCache {
+    fn get(&mut self, bytes: &[u8], s: usize, e: usize, cfg: &DecodeConfig) -> Option<&Event> {
+        let i = match self.lines.iter().position(|(at, _)| *at == s) {
+            Some(i) => i,
+            None => {
+                let ev = decode::decode(strip_cr(&bytes[s..e]), &RecordMeta::default(), cfg).ok();
+                self.lines.push((s, ev));
+                self.lines.len() - 1
+            }
+        };
+        self.lines[i].1.as_ref()
     }
 }
 
@@ -341,6 +362,10 @@ pub fn search<R: Read, S: Sink>(
     invalid: &mut InvalidTally,
 ) -> io::Result<()> {
     let sampled = matcher.coverage_mode() == CoverageMode::Sampled;
+    // The reader finds the prefilter's needle on its pass over each block, when there is one.
+    let anchor = matcher.anchor();
+    let anchored = anchor.is_some();
+    reader.set_anchor(anchor);
     let mut s = Searcher {
         matcher,
         cfg,
@@ -354,6 +379,8 @@ pub fn search<R: Read, S: Sink>(
             per_group: vec![Vec::new(); matcher.groups().len()],
             ..Window::default()
         },
+        cache: LineCache::default(),
+        anchored,
     };
     let result = s.run(reader, sink, stats, invalid);
     s.end_window(sink, stats);
@@ -508,14 +535,12 @@ impl Searcher<'_> {
         for (g, group) in self.matcher.groups().iter().enumerate() {
             let list = &w.per_group[g];
             let mut find = |from: usize, to: usize, forward: bool| {
-                let mut tried = 0;
                 let mut step = |k: usize| {
-                    tried += 1;
-                    decode_at(list[k] as usize)
-                        .filter(|ev| {
-                            ev.time.is_some() && group.holds(ev) && self.cfg.in_range(ev.time)
-                        })
-                        .map(|ev| (k, k + 1, ev))
+                    let ev = decode_at(list[k] as usize).filter(|ev| {
+                        ev.time.is_some() && group.holds(ev) && self.cfg.in_range(ev.time)
+                    })?;
+                    sink.covered(&ev, &group.rules);
+                    Some((k, k + 1, hour_of(&ev)))
                 };
                 if forward {
                     (from..to).take(SAMPLE_ATTEMPTS).find_map(&mut step)
@@ -523,9 +548,7 @@ impl Searcher<'_> {
                     (from..to).rev().take(SAMPLE_ATTEMPTS).find_map(&mut step)
                 }
             };
-            bisect_sample(list.len(), &mut find, &mut |ev| {
-                sink.covered(ev, &group.rules);
-            });
+            bisect_sample(list.len(), &mut find);
         }
         let mut per_group = w.per_group;
         per_group.iter_mut().for_each(Vec::clear);
@@ -567,8 +590,9 @@ impl Searcher<'_> {
         }
         // Candidates, in line order.
         self.cands.clear();
+        let found = b.anchor_hits.filter(|_| self.anchored);
         self.matcher
-            .block_candidates(bytes, b.shape.backslash, &mut self.cands);
+            .block_candidates(bytes, b.shape.backslash, found, &mut self.cands);
         self.cands.sort_unstable();
         let mut i = 0;
         let mut counted_to = 0usize;
@@ -604,12 +628,15 @@ impl Searcher<'_> {
                 return false;
             }
         }
+        let mut cache = std::mem::take(&mut self.cache);
+        cache.lines.clear();
         if self.sampled {
             for group in self.matcher.groups() {
-                self.sample_block(bytes, group, sink);
+                self.sample_block(bytes, group, &mut cache, sink);
             }
         }
-        self.newest_in_block(bytes, stats);
+        self.newest_in_block(bytes, &mut cache, stats);
+        self.cache = cache;
         let last = Record {
             bytes: &[],
             line: b.first_line + b.lines - 1,
@@ -651,20 +678,34 @@ impl Searcher<'_> {
     }
 
     /// Samples coverage of one group over a block (see [`bisect_sample`]).
-    fn sample_block<S: Sink>(&self, bytes: &[u8], group: &CoverageGroup, sink: &mut S) {
-        let usable = |s: usize, e: usize| -> Option<Event> {
+    fn sample_block<S: Sink>(
+        &self,
+        bytes: &[u8],
+        group: &CoverageGroup,
+        cache: &mut LineCache,
+        sink: &mut S,
+    ) {
+        let cfg = self.cfg;
+        let mut usable = |s: usize, e: usize| -> Option<i64> {
             if self.bad.binary_search(&s).is_ok() {
                 return None;
             }
-            let line = strip_cr(&bytes[s..e]);
-            if !group.probe.as_ref().is_none_or(|p| p.shows(line)) {
+            if !group
+                .probe
+                .as_ref()
+                .is_none_or(|p| p.shows(strip_cr(&bytes[s..e])))
+            {
                 return None;
             }
-            decode::decode(line, &RecordMeta::default(), &self.cfg.decode)
-                .ok()
-                .filter(|ev| ev.time.is_some() && group.holds(ev) && self.cfg.in_range(ev.time))
+            let ev = cache.get(bytes, s, e, &cfg.decode)?;
+            if ev.time.is_some() && group.holds(ev) && cfg.in_range(ev.time) {
+                sink.covered(ev, &group.rules);
+                Some(hour_of(ev))
+            } else {
+                None
+            }
         };
-        let mut find = |from: usize, to: usize, forward: bool| -> Option<(usize, usize, Event)> {
+        let mut find = |from: usize, to: usize, forward: bool| -> Option<(usize, usize, i64)> {
             if forward {
                 let mut at = from;
                 for _ in 0..SAMPLE_ATTEMPTS {
@@ -676,8 +717,8 @@ impl Searcher<'_> {
                         return None;
                     }
                     let (s, e) = line_bounds(bytes, p);
-                    if let Some(ev) = usable(s, e) {
-                        return Some((s, e + 1, ev));
+                    if let Some(h) = usable(s, e) {
+                        return Some((s, e + 1, h));
                     }
                     at = e + 1;
                 }
@@ -695,28 +736,38 @@ impl Searcher<'_> {
                         return None;
                     }
                     let (s, e) = line_bounds(bytes, p);
-                    if let Some(ev) = usable(s, e) {
-                        return Some((s, e + 1, ev));
+                    if let Some(h) = usable(s, e) {
+                        return Some((s, e + 1, h));
                     }
                     at = s;
                 }
             }
             None
         };
-        bisect_sample(bytes.len(), &mut find, &mut |ev| {
-            sink.covered(ev, &group.rules);
-        });
+        bisect_sample(bytes.len(), &mut find);
     }
 
     /// The newest event time of a block, from its first and last valid timed lines (logs are
     /// written in time order, ascending or, in some exports, descending; what candidates
     /// decoded counts too).
-    fn newest_in_block(&self, bytes: &[u8], stats: &mut Stats) {
+    fn newest_in_block(&self, bytes: &[u8], cache: &mut LineCache, stats: &mut Stats) {
+        let mut newest = |s: usize, e: usize| -> bool {
+            if self.bad.binary_search(&s).is_ok() {
+                return false;
+            }
+            match cache.get(bytes, s, e, &self.cfg.decode) {
+                Some(ev) if ev.time.is_some() => {
+                    stats.newest = stats.newest.max(ev.time);
+                    true
+                }
+                _ => false,
+            }
+        };
         let mut lines = memchr::memchr_iter(b'\n', bytes);
         let mut s = 0;
         for _ in 0..4 {
             let Some(e) = lines.next() else { break };
-            if self.newest_of_line(bytes, s, e, stats) {
+            if newest(s, e) {
                 break;
             }
             s = e + 1;
@@ -727,27 +778,10 @@ impl Searcher<'_> {
                 return;
             }
             let (s, e) = line_bounds(bytes, to - 1);
-            if self.newest_of_line(bytes, s, e, stats) {
+            if newest(s, e) {
                 return;
             }
             to = s;
-        }
-    }
-
-    fn newest_of_line(&self, bytes: &[u8], s: usize, e: usize, stats: &mut Stats) -> bool {
-        if self.bad.binary_search(&s).is_ok() {
-            return false;
-        }
-        match decode::decode(
-            strip_cr(&bytes[s..e]),
-            &RecordMeta::default(),
-            &self.cfg.decode,
-        ) {
-            Ok(ev) if ev.time.is_some() => {
-                stats.newest = stats.newest.max(ev.time);
-                true
-            }
-            _ => false,
         }
     }
 }

@@ -225,10 +225,25 @@ impl Matcher {
     /// (many lines). Positions let the caller find the line each belongs to; they are not
     /// sorted. Targets that need no requirement are not listed (see
     /// [`Matcher::always_candidate`]).
-    /// `escapes` says whether the block may hold a `\u` escape (it has a backslash).
-    pub fn block_candidates(&self, block: &[u8], escapes: bool, out: &mut Vec<(usize, u32)>) {
+    /// `escapes` says whether the block may hold a `\u` escape (it has a backslash); `found`
+    /// lists where [`Matcher::anchor`] occurs in it, when the reader looked.
+    pub fn block_candidates(
+        &self,
+        block: &[u8],
+        escapes: bool,
+        found: Option<&[u32]>,
+        out: &mut Vec<(usize, u32)>,
+    ) {
         self.prefilter
-            .scan_positions(block, escapes, |p, t| out.push((p, t)));
+            .scan_positions(block, escapes, found, |p, t| out.push((p, t)));
+    }
+
+    /// What the reader can look for during its pass over each block, when the prefilter is a
+    /// single needle (see [`crate::source::framing::Anchor`]).
+    pub fn anchor(&self) -> Option<crate::source::framing::Anchor> {
+        self.prefilter
+            .single_needle()
+            .and_then(crate::source::framing::Anchor::new)
     }
 
     /// Evaluates the candidate rules on a decoded event.

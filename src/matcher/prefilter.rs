@@ -543,8 +543,16 @@ impl Prefilter {
     /// position of the evidence, so that a caller scanning many records at once can tell which
     /// record it belongs to. A `\u` escape is reported once as [`ALL_TARGETS`] at its position.
     /// Targets may be reported more than once, and not in position order.
-    /// `escapes` false promises that `hay` holds no backslash (so no `\u`).
-    pub fn scan_positions(&self, hay: &[u8], escapes: bool, mut hit: impl FnMut(usize, u32)) {
+    /// `escapes` false promises that `hay` holds no backslash (so no `\u`). `found`, when
+    /// given, lists every occurrence of [`Prefilter::single_needle`] in `hay` (found by the
+    /// caller on its way), so it is not searched again.
+    pub fn scan_positions(
+        &self,
+        hay: &[u8],
+        escapes: bool,
+        found: Option<&[u32]>,
+        mut hit: impl FnMut(usize, u32),
+    ) {
         if self.all_targets.is_empty() {
             return;
         }
@@ -553,13 +561,35 @@ impl Prefilter {
                 hit(p, ALL_TARGETS);
             }
         }
-        self.scan_requirements(hay, hit);
+        self.scan_requirements(hay, found, hit);
+    }
+
+    /// When the whole prefilter is one needle (one indexed key, or one literal), that needle.
+    pub fn single_needle(&self) -> Option<&[u8]> {
+        match (&self.lits, &self.keys) {
+            (Some(Multi::One(f)), None) | (None, Some(Multi::One(f))) => Some(f.needle()),
+            _ => None,
+        }
     }
 
     /// The literal and keyed searches of [`Prefilter::scan_positions`], without `\u`.
-    fn scan_requirements(&self, hay: &[u8], mut hit: impl FnMut(usize, u32)) {
+    fn scan_requirements(
+        &self,
+        hay: &[u8],
+        found: Option<&[u32]>,
+        mut hit: impl FnMut(usize, u32),
+    ) {
+        let each = |m: &Multi, f: &mut dyn FnMut(usize, usize, usize)| match (found, m) {
+            (Some(found), Multi::One(finder)) => {
+                let n = finder.needle().len();
+                for &s in found {
+                    f(0, s as usize, s as usize + n);
+                }
+            }
+            _ => m.each(hay, f),
+        };
         if let Some(lits) = &self.lits {
-            lits.each(hay, |pat, s, e| {
+            each(lits, &mut |pat, s, e| {
                 let lit = &self.lit_meta[pat];
                 if lit.left && word_before(hay, s) {
                     return;
@@ -571,7 +601,7 @@ impl Prefilter {
             });
         }
         if let Some(keys) = &self.keys {
-            keys.each(hay, |k, s, e| {
+            each(keys, &mut |k, s, e| {
                 if word_before(hay, s) || e < hay.len() && is_word(hay[e]) {
                     return;
                 }
@@ -609,7 +639,7 @@ impl Prefilter {
             self.all_targets.iter().for_each(|&t| hit(t));
             return;
         }
-        self.scan_requirements(hay, |_, t| hit(t));
+        self.scan_requirements(hay, None, |_, t| hit(t));
     }
 }
 
@@ -873,7 +903,7 @@ mod tests {
         let set = Prefilter::new(&[(0, requirement(&c).unwrap()), (1, lit)]);
         let hay = b"{\"code\":\"B\"}\n{\"code\":\"A1\"}\nboom\n{\"x\":\"\\u0041\"}\n";
         let mut got = Vec::new();
-        set.scan_positions(hay, true, |p, t| got.push((p, t)));
+        set.scan_positions(hay, true, None, |p, t| got.push((p, t)));
         got.sort();
         assert_eq!(got, vec![(15, 0), (27, 1), (38, ALL_TARGETS)]);
     }

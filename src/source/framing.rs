@@ -112,6 +112,10 @@ pub struct RecordReader<R> {
     lines_seen: u64,
     /// Newlines of the last [`LineBlock`] not preceded by `}`, handed out with it.
     suspects: Vec<u32>,
+    /// Searched during the shape pass (see [`RecordReader::set_anchor`]), and where it was
+    /// found in the last block.
+    anchor: Option<Anchor>,
+    anchor_hits: Vec<u32>,
 }
 
 /// Several complete lines at once (see [`RecordReader::next_chunk`]).
@@ -130,6 +134,9 @@ pub struct LineBlock<'a> {
     /// Indices (into `bytes`) of the newlines whose line does not end with `}`: the only lines
     /// that can be broken JSON, and the ones a text log is made of.
     pub suspects: &'a [u32],
+    /// Where the reader's anchor occurs in `bytes` (every occurrence, in order), when it has
+    /// one.
+    pub anchor_hits: Option<&'a [u32]>,
 }
 
 /// What [`RecordReader::next_chunk`] yields: a block of plain lines where possible, else one
@@ -178,6 +185,8 @@ impl<R: Read> RecordReader<R> {
             bom_checked: false,
             lines_seen: 0,
             suspects: Vec::new(),
+            anchor: None,
+            anchor_hits: Vec::new(),
         }
     }
 
@@ -214,6 +223,11 @@ impl<R: Read> RecordReader<R> {
         r.line = line;
         r.bom_checked = offset > 0;
         r
+    }
+
+    /// Makes the shape pass of every block also find `anchor` (see [`LineBlock::anchor_hits`]).
+    pub fn set_anchor(&mut self, anchor: Option<Anchor>) {
+        self.anchor = anchor;
     }
 
     /// The record length cap.
@@ -286,7 +300,12 @@ impl<R: Read> RecordReader<R> {
         if let Some(block) = self.block_bounds()? {
             let (from, to) = block;
             let bytes = &self.buf[from..to];
-            let shape = shape_scan(bytes, &mut self.suspects);
+            let shape = shape_scan(
+                bytes,
+                &mut self.suspects,
+                self.anchor.as_ref(),
+                &mut self.anchor_hits,
+            );
             let lines = shape.lines;
             let first_line = self.line;
             self.line += lines;
@@ -300,6 +319,7 @@ impl<R: Read> RecordReader<R> {
                 shape,
                 start_offset: self.base + from as u64,
                 suspects: &self.suspects,
+                anchor_hits: self.anchor.as_ref().map(|_| self.anchor_hits.as_slice()),
             })));
         }
         Ok(self.next_item()?.map(Chunk::Item))
@@ -765,12 +785,71 @@ pub struct Shape {
     pub non_ascii: bool,
 }
 
+/// A byte string the shape pass looks for on its way (see [`shape_scan`]): when a whole
+/// prefilter is one needle (one indexed key, or one literal), finding it costs no pass of its
+/// own over the block. Found like `memchr`'s packed-pair search: two of its bytes, chosen to
+/// be rare in logs, are compared at their offsets 32 positions at a time, and candidates are
+/// verified whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    needle: Vec<u8>,
+    i1: usize,
+    i2: usize,
+}
+
+/// How common a byte is in structured logs (higher: more common), for choosing an anchor's
+/// pair: punctuation of JSON and logfmt, digits and lowercase letters are everywhere.
+fn log_rank(b: u8) -> u16 {
+    match b {
+        b'"' | b':' | b',' | b' ' | b'=' | b'{' | b'}' => 300,
+        b'0'..=b'9' | b'_' | b'-' | b'.' | b'/' => 280,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 270,
+        b'a'..=b'z' => 250,
+        b'A'..=b'Z' => 200,
+        _ => 100,
+    }
+}
+
+impl Anchor {
+    /// An anchor for `needle`, when it is long enough to have a pair (and short enough for
+    /// the pass's look-ahead).
+    pub fn new(needle: &[u8]) -> Option<Anchor> {
+        if needle.len() < 2 || needle.len() > 64 {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..needle.len()).collect();
+        order.sort_by_key(|&i| (log_rank(needle[i]), std::cmp::Reverse(i)));
+        let i1 = order[0];
+        let i2 = order
+            .iter()
+            .copied()
+            .find(|&i| needle[i] != needle[i1])
+            .unwrap_or(order[1]);
+        Some(Anchor {
+            needle: needle.to_vec(),
+            i1: i1.min(i2),
+            i2: i1.max(i2),
+        })
+    }
+
+    pub fn needle(&self) -> &[u8] {
+        &self.needle
+    }
+}
+
 /// One pass over every byte the scanner reads: counts the lines of `bytes`, collects in
 /// `suspects` the newlines not preceded by `}`, and notes whether NUL, backslash or non-ASCII
 /// bytes occur, so that the common block (ASCII JSON lines without escapes) skips the NUL,
-/// UTF-8 and `\u` passes entirely. 32 bytes at a time with AVX2, 16 with SSE2.
-pub fn shape_scan(bytes: &[u8], suspects: &mut Vec<u32>) -> Shape {
+/// UTF-8 and `\u` passes entirely; with an `anchor`, also collects in `hits` where it occurs
+/// (every occurrence, overlapping ones too). 32 bytes at a time with AVX2, 16 with SSE2.
+pub fn shape_scan(
+    bytes: &[u8],
+    suspects: &mut Vec<u32>,
+    anchor: Option<&Anchor>,
+    hits: &mut Vec<u32>,
+) -> Shape {
     suspects.clear();
+    hits.clear();
     let mut shape = Shape::default();
     let mut i = 0usize;
     match bytes.first() {
@@ -786,16 +865,38 @@ pub fn shape_scan(bytes: &[u8], suspects: &mut Vec<u32>) -> Shape {
     if !bytes.is_empty() {
         i = 1;
     }
+    // Anchor positions before `found_to` have been looked at (the vector pass starts at 1).
+    let mut found_to = 0usize;
     #[cfg(target_arch = "x86_64")]
     {
         if bytes.len() > 64 {
-            i = if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 is available (checked just above).
-                unsafe { x86::shape_avx2(bytes, i, suspects, &mut shape) }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                i = match anchor {
+                    // SAFETY: AVX2 is available (checked just above).
+                    Some(a) => unsafe {
+                        x86::shape_avx2::<true>(bytes, i, suspects, &mut shape, a, hits)
+                    },
+                    None => unsafe {
+                        x86::shape_avx2::<false>(
+                            bytes,
+                            i,
+                            suspects,
+                            &mut shape,
+                            &Anchor::NONE,
+                            hits,
+                        )
+                    },
+                };
+                if let Some(a) = anchor {
+                    found_to = i;
+                    if bytes.starts_with(&a.needle) {
+                        hits.insert(0, 0);
+                    }
+                }
             } else {
                 // SAFETY: SSE2 is part of the x86-64 baseline.
-                unsafe { x86::shape_sse2(bytes, i, suspects, &mut shape) }
-            };
+                i = unsafe { x86::shape_sse2(bytes, i, suspects, &mut shape) };
+            }
         }
     }
     for (j, &b) in bytes.iter().enumerate().skip(i) {
@@ -812,43 +913,84 @@ pub fn shape_scan(bytes: &[u8], suspects: &mut Vec<u32>) -> Shape {
             _ => {}
         }
     }
+    if let Some(a) = anchor {
+        let n = a.needle.len();
+        let mut at = found_to;
+        while at + n <= bytes.len() {
+            match memchr::memmem::find(&bytes[at..], &a.needle) {
+                Some(k) => {
+                    hits.push((at + k) as u32);
+                    at += k + 1;
+                }
+                None => break,
+            }
+        }
+    }
     shape
+}
+
+impl Anchor {
+    /// Placeholder for the anchor-less pass (never read).
+    const NONE: Anchor = Anchor {
+        needle: Vec::new(),
+        i1: 0,
+        i2: 0,
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Shape;
+    use super::{Anchor, Shape};
     use std::arch::x86_64::*;
 
-    /// Scans `bytes[i..]` in 32-byte steps from `i >= 1`; returns where it stopped.
+    /// Scans `bytes[i..]` in 32-byte steps from `i >= 1`; returns where it stopped. With
+    /// `ANCHOR`, also finds the anchor's candidates (its pair of bytes at their offsets) and
+    /// pushes the verified ones to `hits`.
     ///
-    /// The loop makes no call: suspect newlines are parked as `(offset, mask)` pairs in a small
-    /// array and pushed after it, so the accumulators stay in registers (a call would clobber
-    /// every vector register and make the compiler keep them in memory).
+    /// The loop makes no call: suspect newlines and anchor candidates are parked as
+    /// `(offset, mask)` pairs in small arrays and handled after it, so the accumulators stay
+    /// in registers (a call would clobber every vector register and make the compiler keep
+    /// them in memory).
     ///
     /// # Safety
-    /// AVX2 must be available. Every load reads 32 bytes within `bytes`: `i - 1 + 32 <= len`.
+    /// AVX2 must be available. Every load reads 32 bytes within `bytes`: `i - 1 + 32 <= len`,
+    /// and with `ANCHOR` `i + i2 + 32 <= len`.
     #[target_feature(enable = "avx2,popcnt")]
-    pub(super) unsafe fn shape_avx2(
+    pub(super) unsafe fn shape_avx2<const ANCHOR: bool>(
         bytes: &[u8],
         mut i: usize,
         suspects: &mut Vec<u32>,
         shape: &mut Shape,
+        anchor: &Anchor,
+        hits: &mut Vec<u32>,
     ) -> usize {
         let p = bytes.as_ptr();
         let nl = _mm256_set1_epi8(b'\n' as i8);
         let close = _mm256_set1_epi8(b'}' as i8);
         let bs = _mm256_set1_epi8(b'\\' as i8);
         let zero = _mm256_setzero_si256();
+        let (i1, i2) = (anchor.i1, anchor.i2);
+        let (b1, b2) = if ANCHOR {
+            (
+                _mm256_set1_epi8(anchor.needle[i1] as i8),
+                _mm256_set1_epi8(anchor.needle[i2] as i8),
+            )
+        } else {
+            (zero, zero)
+        };
+        // The loads reach this far past `i`.
+        let reach = if ANCHOR { 32 + i2 } else { 32 };
         let mut lines = 0u64;
         let mut parked = [(0u32, 0u32); 64];
+        let mut cands = [(0u32, 0u32); 64];
         loop {
             // Vector accumulators live only within the inner loop (see above).
             let mut flags_bs = zero;
             let mut flags_nul = zero;
             let mut flags_hi = zero;
             let mut np = 0;
-            while i + 32 <= bytes.len() && np < parked.len() {
+            let mut nc = 0;
+            while i + reach <= bytes.len() && np < parked.len() && nc < cands.len() {
                 // SAFETY: `i >= 1` and `i + 32 <= len`.
                 let v = unsafe { _mm256_loadu_si256(p.add(i) as *const __m256i) };
                 flags_bs = _mm256_or_si256(flags_bs, _mm256_cmpeq_epi8(v, bs));
@@ -866,6 +1008,19 @@ mod x86 {
                         np += 1;
                     }
                 }
+                if ANCHOR {
+                    // SAFETY: `i + i2 + 32 <= len` (the loop condition), and `i1 <= i2`.
+                    let v1 = unsafe { _mm256_loadu_si256(p.add(i + i1) as *const __m256i) };
+                    let v2 = unsafe { _mm256_loadu_si256(p.add(i + i2) as *const __m256i) };
+                    let m = _mm256_movemask_epi8(_mm256_and_si256(
+                        _mm256_cmpeq_epi8(v1, b1),
+                        _mm256_cmpeq_epi8(v2, b2),
+                    )) as u32;
+                    if m != 0 {
+                        cands[nc] = (i as u32, m);
+                        nc += 1;
+                    }
+                }
                 i += 32;
             }
             shape.backslash |= _mm256_movemask_epi8(flags_bs) != 0;
@@ -877,7 +1032,19 @@ mod x86 {
                     bad &= bad - 1;
                 }
             }
-            if np < parked.len() {
+            if ANCHOR {
+                let needle = &anchor.needle;
+                for &(at, mut m) in &cands[..nc] {
+                    while m != 0 {
+                        let pos = at as usize + m.trailing_zeros() as usize;
+                        if bytes.get(pos..pos + needle.len()) == Some(needle.as_slice()) {
+                            hits.push(pos as u32);
+                        }
+                        m &= m - 1;
+                    }
+                }
+            }
+            if np < parked.len() && nc < cands.len() {
                 break;
             }
         }
@@ -951,7 +1118,25 @@ mod shape_tests {
                     .collect();
                 v.push(b'\n');
                 let mut got = Vec::new();
-                let shape = shape_scan(&v, &mut got);
+                let mut hits = Vec::new();
+                let anchor = Anchor::new(b"b\"x").unwrap();
+                let shape = shape_scan(&v, &mut got, Some(&anchor), &mut hits);
+                let want_hits: Vec<u32> = (0..v.len().saturating_sub(2))
+                    .filter(|&k| &v[k..k + 3] == b"b\"x")
+                    .map(|k| k as u32)
+                    .collect();
+                assert_eq!(hits, want_hits, "{v:?}");
+                let mut got2 = Vec::new();
+                assert_eq!(shape_scan(&v, &mut got2, None, &mut hits), shape);
+                assert_eq!(got2, got);
+                // A needle that overlaps itself: every occurrence.
+                let nn = Anchor::new(b"\n\n").unwrap();
+                shape_scan(&v, &mut got2, Some(&nn), &mut hits);
+                let want: Vec<u32> = (0..v.len().saturating_sub(1))
+                    .filter(|&k| &v[k..k + 2] == b"\n\n")
+                    .map(|k| k as u32)
+                    .collect();
+                assert_eq!(hits, want, "{v:?}");
                 let mut want = Vec::new();
                 let mut lines = 0;
                 for (j, &b) in v.iter().enumerate() {

@@ -161,6 +161,18 @@ fn ts(n: i64) -> Timestamp {
 }
 
 impl SqliteStore {
+    /// `query_row` through the statement cache: `status` and `scan` ask the same few
+    /// questions of every remediation, and parsing the SQL again each time cost more than
+    /// answering it (a thousand rules).
+    fn query_row_cached<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
+    }
+
     /// Opens (creating if needed) the state file. The directory is created with mode 0700 and
     /// the file with 0600: samples are redacted, but the file still describes production errors.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -208,6 +220,7 @@ impl SqliteStore {
             path: display.clone(),
             message: e.to_string(),
         })?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| StoreError::Sql {
                 path: display.clone(),
@@ -247,6 +260,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
+        conn.set_prepared_statement_cache_capacity(64);
         let store = SqliteStore { conn, path };
         store
             .conn
@@ -293,8 +307,7 @@ impl SqliteStore {
     }
 
     fn user_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        self.query_row_cached("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.classify(e))
     }
 
@@ -602,8 +615,8 @@ impl Store for SqliteStore {
         let since_bucket = since
             .map(|t| t.as_second().div_euclid(3600) * 3600)
             .unwrap_or(i64::MIN);
-        self.conn
-            .query_row(
+        self
+            .query_row_cached(
                 "SELECT COALESCE(SUM(count), 0), MAX(max_time), COALESCE(SUM(CASE WHEN bucket >= ?2 THEN count ELSE 0 END), 0),
                         COUNT(DISTINCT bucket), COUNT(DISTINCT CASE WHEN bucket >= ?2 THEN bucket END),
                         COALESCE(MIN(count), 0) > 0
@@ -735,8 +748,7 @@ impl Store for SqliteStore {
 
     fn intent(&self, key: &str) -> Result<Option<StoredIntent>, StoreError> {
         let sql = format!("{INTENT_SELECT} WHERE i.key = ?1");
-        self.conn
-            .query_row(&sql, params![key], SqliteStore::read_intent)
+        self.query_row_cached(&sql, params![key], SqliteStore::read_intent)
             .optional()
             .map_err(|e| self.sql(e))
     }
@@ -782,18 +794,17 @@ impl Store for SqliteStore {
         // One statement, so the check and the claim are atomic: SQLite serialises writers, and
         // the second of two racing runs finds the row `sending` with a lease in the future.
         // While claimed, `next_attempt` holds the lease's end.
-        self.conn
-            .query_row(
-                "UPDATE deliveries SET status = 'sending', next_attempt = ?5
+        self.query_row_cached(
+            "UPDATE deliveries SET status = 'sending', next_attempt = ?5
                  WHERE key = ?1 AND channel = ?2
                    AND ((status = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?3))
                         OR (status = 'sending' AND next_attempt <= ?4))
                  RETURNING key, channel, status, attempts, next_attempt, last_error",
-                params![key, channel, ns(due_by), ns(now), ns(lease_until)],
-                read_delivery,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+            params![key, channel, ns(due_by), ns(now), ns(lease_until)],
+            read_delivery,
+        )
+        .optional()
+        .map_err(|e| self.sql(e))
     }
 
     fn release_delivery(&mut self, key: &str, channel: &str) -> Result<bool, StoreError> {
@@ -808,16 +819,15 @@ impl Store for SqliteStore {
     }
 
     fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64, StoreError> {
-        self.conn
-            .query_row(
-                // A row being sent is still pending until its result is recorded.
-                "SELECT count(*) FROM deliveries
+        self.query_row_cached(
+            // A row being sent is still pending until its result is recorded.
+            "SELECT count(*) FROM deliveries
                  WHERE status = ?1 OR (?1 = 'pending' AND status = 'sending')",
-                params![status.as_str()],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.sql(e))
+            params![status.as_str()],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(|e| self.sql(e))
     }
 
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), StoreError> {

@@ -500,7 +500,16 @@ impl Store for SqliteStore {
                 (o.key.as_str(), o.size as i64, o.tail.as_str())
             });
             let mut seen: HashSet<(&str, &str)> = HashSet::new();
-            for (i, o) in batch.occurrences.iter().enumerate() {
+            // In key order: rows inserted in the order of the primary key fill pages one
+            // after another instead of splitting them at random (identities are hashes). The
+            // sort is stable, so of two readings of one event the batch's own order decides.
+            let mut order: Vec<usize> = (0..batch.occurrences.len()).collect();
+            order.sort_by(|&a, &b| {
+                let (a, b) = (&batch.occurrences[a], &batch.occurrences[b]);
+                (&a.remediation, &a.identity).cmp(&(&b.remediation, &b.identity))
+            });
+            for i in order {
+                let o = &batch.occurrences[i];
                 if pruned(&o.remediation, o.time) {
                     continue;
                 }
@@ -524,6 +533,7 @@ impl Store for SqliteStore {
                     outcome.new_occurrences.push(i);
                 }
             }
+            outcome.new_occurrences.sort_unstable();
             let mut cov = tx
                 .prepare_cached(
                     "INSERT INTO coverage (remediation, bucket, input, count, max_time) VALUES (?1, ?2, ?3, ?4, ?5)

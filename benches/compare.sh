@@ -307,6 +307,7 @@ report() {
     target "5% targets, 100 rules ≥ 0.3× rg -c literal" "$(ratio "${tput[scan100_dense]}" "${tput[rg_lit]}")" 0.3 ×
     target "GCP envelope ≥ 0.7× flat (100 rules)" "$(ratio "${tput[scan100_gcp]}" "${tput[scan100]}")" 0.7 ×
     target "2 threads ≥ 1.7× 1 thread (100 rules)" "$(ratio "${tput[scan100_t2]}" "${tput[scan100]}")" 1.7 ×
+    target "grep -c ≥ 0.8× scan with the same filter (1 rule)" "$(ratio "${tput[grep]}" "${tput[scan1]}")" 0.8 ×
     rss_target() { # rss_target TEXT KIB
         local verdict=MISS
         [ "$2" -le 65536 ] && verdict=PASS

@@ -301,7 +301,7 @@ pub fn run(
         let input_key = keys[idx].clone();
         let cov_input = input_key
             .as_ref()
-            .map_or_else(|| "<stdin>".to_string(), |k| k.head.clone());
+            .map_or_else(|| "<stdin>".to_string(), |k| k.first_line.clone());
         let mut batch = Batch {
             occurrences: acc
                 .occurrences
@@ -562,6 +562,9 @@ struct InputKey {
     /// Hash of the last 64 KiB: two files with the same head and size but another tail (a
     /// rewritten end) are told apart.
     tail: String,
+    /// Hash of the first line: what coverage counts are kept under, stable even while a file
+    /// smaller than the head grows (its counts are then replaced, not added to).
+    first_line: String,
 }
 
 /// Fingerprints an input file (not stdin): its head, size and tail.
@@ -577,7 +580,9 @@ fn input_key(input: &Input) -> Option<InputKey> {
         head.clone()
     };
     let _ = sniff;
+    let first = memchr::memchr(b'\n', &head).map_or(&head[..], |i| &head[..i]);
     Some(InputKey {
+        first_line: format!("l{:032x}", xxhash_rust::xxh3::xxh3_128(first)),
         head: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&head)),
         size,
         tail: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&tail)),

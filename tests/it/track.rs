@@ -946,3 +946,46 @@ fn an_old_state_file_is_migrated_by_state_migrate_not_by_status() {
     );
     assert_eq!(ledger(&ws), ["R1/20250910T082000Z/0"]);
 }
+
+/// Coverage is kept for open remediations too: recording the fix later verifies it from the
+/// logs already scanned, without reading them again.
+#[test]
+fn a_fix_recorded_later_is_verified_from_logs_already_scanned() {
+    let ws = Workspace::new();
+    let open = rule("").replace(
+        &format!("status = \"fixed\"\nfixed_at = \"{T}\""),
+        "status = \"open\"",
+    );
+    assert!(open.contains("status = \"open\""));
+    ws.rule("r", &open);
+    // 30 hours of quiet staging traffic after T.
+    ws.write(
+        "quiet.jsonl",
+        events(&(0..=30).map(|h| (h * 60, false)).collect::<Vec<_>>()),
+    );
+    let doc = scan(&ws, &["quiet.jsonl"]);
+    assert_eq!(r1(&doc)["verdict"], "open");
+    ws.rule("r", &rule(""));
+    let doc = scan(&ws, &["quiet.jsonl"]);
+    assert_eq!(doc["inputs"]["skipped"], 1, "nothing is read again");
+    assert_eq!(r1(&doc)["verdict"], "verified", "{:#}", r1(&doc));
+    assert_eq!(r1(&doc)["in_scope_hours_since_fix"], 31);
+}
+
+/// With exact coverage, a small export that grows between runs replaces its counts: the
+/// in-scope events are those of the file, not of the file plus its earlier version.
+#[test]
+fn exact_coverage_of_a_growing_file_is_not_counted_twice() {
+    let ws = Workspace::new();
+    ws.rule("r", &rule(""));
+    ws.write("recur.toml", "[coverage]\nmode = \"exact\"\n");
+    let evs: Vec<(i64, bool)> = (0..10).map(|m| (m, false)).collect();
+    ws.write("grow.jsonl", events(&evs));
+    let doc = scan(&ws, &["grow.jsonl"]);
+    assert_eq!(r1(&doc)["in_scope_events"], 10);
+    let evs: Vec<(i64, bool)> = (0..11).map(|m| (m, false)).collect();
+    ws.write("grow.jsonl", events(&evs));
+    let doc = scan(&ws, &["grow.jsonl"]);
+    assert_eq!(doc["inputs"]["skipped"], 0);
+    assert_eq!(r1(&doc)["in_scope_events"], 11);
+}

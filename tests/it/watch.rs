@@ -416,15 +416,15 @@ fn rotate_under_load(
     } else {
         Writer::start(path, 0, Duration::from_millis(2))
     };
-    let seen = if mode.contains("copytruncate") {
-        "recur_truncations_total"
-    } else {
-        "recur_rotations_total"
-    };
     for i in 0..rotations {
         std::thread::sleep(Duration::from_millis(400));
         logrotate(ws, mode);
-        w.wait_metric(seen, i as u64 + 1, 15);
+        // Seen: the truncation, or (a new file at the path) its opening.
+        if mode.contains("copytruncate") {
+            w.wait_metric("recur_truncations_total", i as u64 + 1, 15);
+        } else {
+            w.wait_log_n("following file=logs/app.log offset", i + 2, 15);
+        }
     }
     std::thread::sleep(Duration::from_millis(300));
     let n = writer.finish();

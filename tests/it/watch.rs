@@ -796,6 +796,8 @@ fn existing_files_start_at_their_end_and_new_ones_at_their_start() {
         );
     }
     w.wait_metric("recur_events_total", 10, 10);
+    // The gauge is set at the end of the loop turn whose reads counted the events.
+    w.wait_metric("recur_files_watched", 4, 10);
     assert_eq!(w.metric("recur_files_watched"), 4);
     assert_eq!(w.stop(), 0);
     // Line 1 predates the start. The three new files hold the same text, but lines without
@@ -821,6 +823,10 @@ fn partial_lines_wait_for_their_newline_and_huge_lines_are_skipped() {
     append(&log, "{\"kind\":\"num\",\"n\":2\n");
     append(&log, &line(3));
     w.wait_metric("recur_lines_read_total", 5, 10);
+    // Counters of one read are published one after the other.
+    w.wait_metric("recur_invalid_total", 2, 10);
+    w.wait_metric("recur_events_total", 3, 10);
+    assert_eq!(w.metric("recur_lines_read_total"), 5, "{}", w.log());
     assert_eq!(w.metric("recur_invalid_total"), 2, "{}", w.log());
     assert_eq!(w.metric("recur_events_total"), 3);
     assert!(w.log().contains("over the line-length cap"), "{}", w.log());
@@ -913,6 +919,8 @@ fn many_files_appearing_at_once_in_a_directory() {
         );
     }
     w.wait_metric("recur_events_total", 200, 15);
+    // The gauge is set at the end of the loop turn whose reads counted the events.
+    w.wait_metric("recur_files_watched", 41, 10);
     assert_eq!(w.metric("recur_files_watched"), 41);
     assert_eq!(w.stop(), 0);
     assert_eq!(counts(&ws), (200, 200));
@@ -935,8 +943,10 @@ fn an_episode_notifies_as_soon_as_it_opens() {
     // The second recurrence (untimed: arrival time) opens the episode.
     append(&log, &line(2));
     w.wait_log("[recur] NOW recurred: 2 errors", 10);
+    // The counters follow the send.
+    w.wait_metric("recur_notifications_sent_total", 1, 10);
+    w.wait_metric_where("recur_notifications_pending", "0", |v| v == 0, 10);
     assert_eq!(w.metric("recur_notifications_sent_total"), 1);
-    assert_eq!(w.metric("recur_notifications_pending"), 0);
     assert_eq!(w.stop(), 0);
 }
 

@@ -905,7 +905,8 @@ impl Looper<'_> {
             // a hole's zeros). Dropped; the next look handles the truncation from the offset
             // the read started at.
             tracing::debug!(file = %source, offset = start, "changed while being read; read again after the next look");
-            return false;
+            // Look again at once rather than at the next wake-up.
+            return true;
         }
         if let Err(e) = result {
             tracing::warn!(file = %source, "read stopped: {}", crate::source::expand::describe_io(&e));

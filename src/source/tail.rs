@@ -881,8 +881,11 @@ impl Tailer {
         let name = path.file_name()?.to_string_lossy().into_owned();
         let file = File::open(path).ok()?;
         let size = file.metadata().ok()?.len();
+        // Another name next to it that extends its name (a new file at the path itself is not
+        // a copy of what the path held before).
         let same_place = |p: &Path| {
-            p.parent() == path.parent()
+            p != path
+                && p.parent() == path.parent()
                 && p.file_name()
                     .is_some_and(|n| name.starts_with(&*n.to_string_lossy()))
         };
@@ -1061,6 +1064,7 @@ impl Tailer {
     /// copy and its truncation, before recur looked, leave no trace anywhere.
     fn truncated(&mut self, path: &Path, size: u64) -> TailEvent {
         let t = self.live.get_mut(path).unwrap();
+        t.changed = false;
         let old_offset = t.offset;
         let id = (t.dev, t.ino);
         let cp = Checkpoint {
@@ -1075,7 +1079,7 @@ impl Tailer {
             size: t.max_seen,
         };
         let seen = t.max_seen.max(old_offset);
-        let head = std::mem::take(&mut t.read_head);
+        let head = t.read_head.clone();
         if !head.is_empty() {
             let mine = self.earlier.iter().filter(|(p, _)| p == path).count();
             if mine >= EARLIER_PER_PATH {

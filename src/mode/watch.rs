@@ -900,7 +900,14 @@ impl Looper<'_> {
                 r,
             )
         };
-        t.advance(end, line);
+        if !t.advance(end, line) {
+            // Truncated under the read: what was found may be new lines at old positions (or
+            // a hole's zeros). Dropped; the next look handles the truncation from the offset
+            // the read started at.
+            tracing::debug!(file = %source, offset = start, "changed while being read; read again after the next look");
+            // Look again at once rather than at the next wake-up.
+            return true;
+        }
         if let Err(e) = result {
             tracing::warn!(file = %source, "read stopped: {}", crate::source::expand::describe_io(&e));
         }
@@ -966,11 +973,18 @@ fn log_event(ev: &TailEvent, m: &Metrics) {
             path,
             offset,
             recovered_from,
+            copy_behind,
             lost,
         } => {
             Metrics::add(&m.truncations, 1);
             Metrics::add(&m.bytes_lost, *lost);
             match recovered_from {
+                Some(copy) if *copy_behind && *lost == 0 => {
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = 0, "truncated (copytruncate); reading had gone past the end of the copy, which holds nothing unread and is not read. Lines an appending writer wrote between the copy and the truncation, before recur looked, are in neither file and cannot be counted; prefer `create` rotation")
+                }
+                Some(copy) if *copy_behind => {
+                    tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = lost, "truncated (copytruncate); reading had gone past the end of the copy, which holds nothing unread and is not read, but lines written after it are lost (at least this many bytes); prefer `create` rotation")
+                }
                 Some(copy) if *lost == 0 => {
                     tracing::warn!(file = %path, offset, copy = %copy, bytes_lost = 0, "truncated (copytruncate); reading the rest from the copy. Lines an appending writer wrote between the copy and the truncation, before recur looked, are in neither file and cannot be counted; prefer `create` rotation")
                 }

@@ -55,11 +55,14 @@ pub enum TailEvent {
     /// A rotated or deleted file was drained and closed.
     Closed { path: String, deleted: bool },
     /// The file shrank below the offset or was rewritten. `recovered_from` names the copy
-    /// (copytruncate) drained from the old offset; `lost` are bytes that could not be read.
+    /// (copytruncate) drained from the old offset, or, with `copy_behind`, the copy that ends
+    /// before the old offset (reading had gone past it: it holds nothing unread, and is not
+    /// read); `lost` are bytes that could not be read.
     Truncated {
         path: String,
         offset: u64,
         recovered_from: Option<String>,
+        copy_behind: bool,
         lost: u64,
     },
     /// Data that cannot be recovered. `bytes` is a lower bound: what recur had seen written
@@ -127,6 +130,13 @@ pub struct Tailed {
     idle_since: Option<Instant>,
     /// Hash of the bytes before `offset` when it was reached.
     saved_tail: Option<String>,
+    /// The first bytes before `offset` (up to [`HEAD_BYTES`]) as they were when read: what
+    /// a copy of this file starts with, even once the file itself was truncated.
+    read_head: Vec<u8>,
+    /// The bytes before the offset changed while a read was under way (truncated, or
+    /// rewritten, between the look and the read): the read was dropped, and the next look
+    /// handles the file as truncated.
+    changed: bool,
     /// Key and offset of the last checkpoint handed out for commit.
     pub committed: Option<(String, u64)>,
 }
@@ -261,6 +271,7 @@ impl Tailed {
             }
         });
         let saved_tail = tail_hash(&file, offset).ok();
+        let read_head = read_at(&file, 0, offset.min(HEAD_BYTES))?;
         Ok(Tailed {
             session: format!(
                 "tail:{}:{}:{}@{offset}:{}",
@@ -289,6 +300,8 @@ impl Tailed {
             compressed: false,
             idle_since: None,
             saved_tail,
+            read_head,
+            changed: false,
             committed: None,
         })
     }
@@ -370,6 +383,7 @@ impl Tailed {
                             lost: at.saturating_sub(covered),
                         });
                         self.offset = at;
+                        self.saved_tail = tail_hash(&self.file, at).ok();
                     }
                 }
             }
@@ -413,11 +427,34 @@ impl Tailed {
         )))
     }
 
-    /// Records that everything before `offset` was searched.
-    pub fn advance(&mut self, offset: u64, line: u64) {
+    /// Records that everything before `offset` was searched, unless the file changed under
+    /// the read: when the bytes before the old offset are no longer the ones read up to it
+    /// (a truncation, copytruncate's included, landed between the last look and the end of
+    /// the read), what was just read may be the new content at old positions, or the zeros
+    /// a writer that does not append leaves. Then nothing advances, `false` is returned (the
+    /// caller drops what it found), and the next look handles the truncation from the old
+    /// offset: the copy is drained from there, the new content read from its start.
+    #[must_use]
+    pub fn advance(&mut self, offset: u64, line: u64) -> bool {
+        if !self.rotated
+            && self.offset > 0
+            && self.saved_tail.is_some()
+            && tail_hash(&self.file, self.offset).ok() != self.saved_tail
+        {
+            self.changed = true;
+            return false;
+        }
         self.offset = offset;
         self.line = line;
         self.saved_tail = tail_hash(&self.file, offset).ok();
+        let want = offset.min(HEAD_BYTES);
+        let have = self.read_head.len() as u64;
+        if have < want {
+            if let Ok(b) = read_at(&self.file, have, want - have) {
+                self.read_head.extend_from_slice(&b);
+            }
+        }
+        true
     }
 
     /// The file's first bytes (up to [`HEAD_BYTES`]), for record identities.
@@ -459,7 +496,14 @@ pub struct Tailer {
     /// again under a matching name is followed on from there, never re-read. Only identities
     /// still found under a matching path are kept.
     finished: HashMap<(u64, u64), Checkpoint>,
+    /// The first bytes, as read, of the contents that truncations took away from live files
+    /// (newest last, a few per path): a copy of such a content that is first seen after the
+    /// truncation was handled is known by them (see [`Tailer::copy_of`]).
+    earlier: Vec<(PathBuf, Vec<u8>)>,
 }
+
+/// Earlier contents remembered per live path (see `Tailer::earlier`).
+const EARLIER_PER_PATH: usize = 4;
 
 impl Tailer {
     pub fn new(
@@ -484,6 +528,7 @@ impl Tailer {
             exclude: Vec::new(),
             ignored: BTreeSet::new(),
             finished: HashMap::new(),
+            earlier: Vec::new(),
         }
     }
 
@@ -665,7 +710,7 @@ impl Tailer {
                         && size != t.last_size
                         && t.saved_tail.is_some()
                         && tail_hash(&t.file, t.offset).ok() != t.saved_tail;
-                    if size < t.offset || rewritten {
+                    if size < t.offset || rewritten || t.changed {
                         let ev = self.truncated(path, size);
                         events.push(ev);
                     } else {
@@ -730,6 +775,8 @@ impl Tailer {
             .collect();
         self.finished.retain(|id, _| ids.contains(id));
         self.ignored.retain(|id| ids.contains(id));
+        let live = &self.live;
+        self.earlier.retain(|(p, _)| live.contains_key(p));
 
         // Startup checkpoints left: rotated files recur was draining, or files gone.
         for (key, cp) in startup {
@@ -821,29 +868,48 @@ impl Tailer {
 
     /// The live file that `path` is a copy of: a name that starts with the live file's name
     /// (`app.log.1`, `app.log-20250101` next to `app.log`) and the same first bytes.
+    ///
+    /// The first bytes are compared with the live file as it is now, and with what it held
+    /// when it was read: logrotate's `copytruncate` copies, then truncates, and recur may look
+    /// at the copy after the truncation (in the same look, between the two paths, or later),
+    /// when the original starts with new lines. A copy is recognised by the contents read
+    /// before the truncation (the file's own record of its first bytes, and the contents that
+    /// earlier truncations took away), never read from its start: what it holds up to where
+    /// reading stopped was read, and the truncation was handled when it was seen (the copy
+    /// drained from the old offset when it held more, or what was past it reported lost).
     fn copy_of(&self, path: &Path) -> Option<PathBuf> {
         let name = path.file_name()?.to_string_lossy().into_owned();
         let file = File::open(path).ok()?;
         let size = file.metadata().ok()?.len();
+        // Another name next to it that extends its name (a new file at the path itself is not
+        // a copy of what the path held before).
+        let same_place = |p: &Path| {
+            p != path
+                && p.parent() == path.parent()
+                && p.file_name()
+                    .is_some_and(|n| name.starts_with(&*n.to_string_lossy()))
+        };
+        // `known` is the original's first bytes: the copy must hold as many of them as it
+        // can (up to its own size) and have exactly those.
+        let starts_with = |known: &[u8]| {
+            let n = size.min(HEAD_BYTES).min(known.len() as u64);
+            n > 0 && read_at(&file, 0, n).is_ok_and(|a| a == known[..n as usize])
+        };
         for (p, t) in &self.live {
-            let Some(live_name) = p.file_name() else {
-                continue;
-            };
-            if p.parent() != path.parent() || !name.starts_with(&*live_name.to_string_lossy()) {
+            if !same_place(p) {
                 continue;
             }
             let n = size.min(HEAD_BYTES).min(t.max_seen);
-            if n == 0 {
-                continue;
-            }
-            let (Ok(a), Ok(b)) = (read_at(&file, 0, n), read_at(&t.file, 0, n)) else {
-                continue;
-            };
-            if a.len() as u64 == n && a == b {
+            let now = read_at(&t.file, 0, n).unwrap_or_default();
+            if now.len() as u64 == n && starts_with(&now) || starts_with(&t.read_head) {
                 return Some(p.clone());
             }
         }
-        None
+        self.earlier
+            .iter()
+            .rev()
+            .find(|(p, head)| same_place(p) && starts_with(head))
+            .map(|(p, _)| p.clone())
     }
 
     /// Resumes a path from its startup checkpoint, or works out what happened while down.
@@ -886,11 +952,13 @@ impl Tailer {
         self.open_new(path, 0, 1, false, events);
     }
 
-    /// Finds the file a checkpoint belongs to next to `path` (same directory, or the symlink
-    /// target's directory, name starting with the file's name): same inode, or (a copy) same
-    /// first bytes and the same bytes before the offset. Returns it positioned at the offset.
-    fn find_copy(&self, path: &Path, cp: &Checkpoint, same_inode_ok: bool) -> Option<Tailed> {
-        let name = path.file_name()?.to_string_lossy().into_owned();
+    /// Regular files next to `path` (same directory, or the symlink target's directory) whose
+    /// name starts with the file's name, in name order: where rotation puts its copies and
+    /// renamed files.
+    fn neighbours(path: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return Vec::new();
+        };
         let mut dirs = vec![path.parent().map(Path::to_path_buf).unwrap_or_default()];
         if let Ok(real) = std::fs::canonicalize(path) {
             if let Some(p) = real.parent() {
@@ -900,6 +968,7 @@ impl Tailer {
         let real_name = std::fs::canonicalize(path)
             .ok()
             .and_then(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let mut out = Vec::new();
         for dir in dirs {
             let dir = if dir.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -924,30 +993,65 @@ impl Tailer {
                 .collect();
             cands.sort();
             for c in cands {
-                let Ok(m) = std::fs::metadata(&c) else {
-                    continue;
-                };
-                if !m.is_file() {
-                    continue;
-                }
-                let same_inode = (m.dev(), m.ino()) == (cp.dev, cp.inode);
-                if same_inode && !same_inode_ok || self.follows((m.dev(), m.ino())) {
-                    continue;
-                }
-                let Ok(file) = File::open(&c) else { continue };
-                let base = parse_rotated_key(&cp.path).map_or(cp.path.as_str(), |k| k.0);
-                let key = rotated_key(base, m.dev(), m.ino());
-                let Ok(mut t) = Tailed::open(&c, key, file, cp.offset, cp.line, self.framing)
-                else {
-                    continue;
-                };
-                if t.same_content(cp) {
-                    t.rotated = true;
-                    return Some(t);
+                match std::fs::metadata(&c) {
+                    Ok(m) if m.is_file() => out.push((c, m)),
+                    _ => {}
                 }
             }
         }
+        out
+    }
+
+    /// Finds the file a checkpoint belongs to next to `path` (see [`Tailer::neighbours`]):
+    /// same inode, or (a copy) same first bytes and the same bytes before the offset. Returns
+    /// it positioned at the offset.
+    fn find_copy(&self, path: &Path, cp: &Checkpoint, same_inode_ok: bool) -> Option<Tailed> {
+        for (c, m) in Self::neighbours(path) {
+            let same_inode = (m.dev(), m.ino()) == (cp.dev, cp.inode);
+            if same_inode && !same_inode_ok || self.follows((m.dev(), m.ino())) {
+                continue;
+            }
+            let Ok(file) = File::open(&c) else { continue };
+            let base = parse_rotated_key(&cp.path).map_or(cp.path.as_str(), |k| k.0);
+            let key = rotated_key(base, m.dev(), m.ino());
+            let Ok(mut t) = Tailed::open(&c, key, file, cp.offset, cp.line, self.framing) else {
+                continue;
+            };
+            if t.same_content(cp) {
+                t.rotated = true;
+                return Some(t);
+            }
+        }
         None
+    }
+
+    /// The copytruncate copy of a truncated file that ends before where reading was (recur
+    /// read lines written between logrotate's copy and its truncation): a file next to it,
+    /// not followed, shorter than `offset`, that starts with the bytes read (`head`). It
+    /// holds nothing unread. The largest such file (the newest copy of a growing file) when
+    /// several match.
+    fn copy_behind(
+        &self,
+        path: &Path,
+        id: (u64, u64),
+        head: &[u8],
+        offset: u64,
+    ) -> Option<PathBuf> {
+        Self::neighbours(path)
+            .into_iter()
+            .filter(|(_, m)| {
+                let cid = (m.dev(), m.ino());
+                cid != id && !self.follows(cid) && m.len() > 0 && m.len() < offset
+            })
+            .filter(|(c, m)| {
+                let n = m.len().min(HEAD_BYTES).min(head.len() as u64);
+                n > 0
+                    && File::open(c)
+                        .and_then(|f| read_at(&f, 0, n))
+                        .is_ok_and(|a| a == head[..n as usize])
+            })
+            .max_by_key(|(_, m)| m.len())
+            .map(|(c, _)| c)
     }
 
     /// Handles a truncation of the live file at `path` (now `size` bytes).
@@ -960,7 +1064,9 @@ impl Tailer {
     /// copy and its truncation, before recur looked, leave no trace anywhere.
     fn truncated(&mut self, path: &Path, size: u64) -> TailEvent {
         let t = self.live.get_mut(path).unwrap();
+        t.changed = false;
         let old_offset = t.offset;
+        let id = (t.dev, t.ino);
         let cp = Checkpoint {
             path: t.key.clone(),
             dev: t.dev,
@@ -973,12 +1079,31 @@ impl Tailer {
             size: t.max_seen,
         };
         let seen = t.max_seen.max(old_offset);
+        let head = t.read_head.clone();
+        if !head.is_empty() {
+            let mine = self.earlier.iter().filter(|(p, _)| p == path).count();
+            if mine >= EARLIER_PER_PATH {
+                let i = self.earlier.iter().position(|(p, _)| p == path).unwrap();
+                self.earlier.remove(i);
+            }
+            self.earlier.push((path.to_path_buf(), head.clone()));
+        }
         // copytruncate: the copy holds our bytes up to the moment it was taken.
         let copy = self.find_copy(path, &cp, false);
         let covered = copy
             .as_ref()
             .map_or(old_offset, |c| c.last_size.max(old_offset));
         let lost = seen.saturating_sub(covered);
+        // Or a copy that recur had read past: known as a copy, never read.
+        let behind = match copy {
+            Some(_) => None,
+            None => self.copy_behind(path, id, &head, old_offset),
+        };
+        if let Some(c) = &behind {
+            if let Ok(m) = std::fs::metadata(c) {
+                self.ignored.insert((m.dev(), m.ino()));
+            }
+        }
         // Start over on the same file.
         if let Ok(file) = File::open(path) {
             let key = path.display().to_string();
@@ -996,13 +1121,15 @@ impl Tailer {
                     path: path.display().to_string(),
                     offset: old_offset,
                     recovered_from: Some(from),
+                    copy_behind: false,
                     lost,
                 }
             }
             None => TailEvent::Truncated {
                 path: path.display().to_string(),
                 offset: old_offset,
-                recovered_from: None,
+                copy_behind: behind.is_some(),
+                recovered_from: behind.map(|c| c.display().to_string()),
                 lost,
             },
         }
@@ -1106,7 +1233,7 @@ mod tests {
             }
             (r.consumed_offset(), r.next_line_number())
         };
-        t.advance(end, line);
+        assert!(t.advance(end, line), "changed under the read");
         out
     }
 
@@ -1372,6 +1499,155 @@ mod tests {
         assert!(
             read_all(&mut t.rotated[0]).is_empty(),
             "the copy holds nothing unread"
+        );
+    }
+
+    #[test]
+    fn a_copy_looked_at_after_an_unnoticed_truncation_is_known_by_the_bytes_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        // copytruncate between the look at app.log and the look at its copy, in one pass
+        // over the paths: app.log already starts with new lines.
+        let p1 = dir.path().join("app.log.1");
+        std::fs::write(&p1, "a\nb\n").unwrap();
+        std::fs::write(&p, "c\n").unwrap();
+        assert_eq!(t.copy_of(&p1), Some(p.clone()));
+        let events = t.reconcile();
+        assert!(
+            !events.iter().any(
+                |e| matches!(e, TailEvent::Opened { path, .. } if path.ends_with("app.log.1"))
+            ),
+            "{events:?}"
+        );
+        let mut all = Vec::new();
+        for f in t.files_mut() {
+            all.extend(read_all(f));
+        }
+        assert_eq!(all, ["c"]);
+    }
+
+    #[test]
+    fn a_copy_that_shows_up_after_the_truncation_was_handled_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let away = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        let mut t = dir_tailer(dir.path());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b", "c"]);
+        // The copy is taken where recur does not see it, app.log truncated and written to.
+        let copy = away.path().join("copy");
+        std::fs::copy(&p, &copy).unwrap();
+        std::fs::write(&p, "d\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                TailEvent::Truncated {
+                    recovered_from: None,
+                    lost: 0,
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["d"]);
+        // Only now does the copy show up next to it, whole or cut short.
+        std::fs::copy(&copy, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(dir.path().join("app.log.2"), "a\nb").unwrap();
+        let events = t.reconcile();
+        let skipped = events
+            .iter()
+            .filter(|e| matches!(e, TailEvent::Skipped { .. }))
+            .count();
+        assert_eq!(skipped, 2, "{events:?}");
+        for f in t.files_mut() {
+            assert!(read_all(f).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_copy_that_reading_had_gone_past_is_named_and_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["a", "b"]);
+        let p1 = dir.path().join("app.log.1");
+        std::fs::write(&p1, "a\n").unwrap();
+        std::fs::write(&p, "c\n").unwrap();
+        let events = t.reconcile();
+        assert!(
+            events.contains(&TailEvent::Truncated {
+                path: p.display().to_string(),
+                offset: 4,
+                recovered_from: Some(p1.display().to_string()),
+                copy_behind: true,
+                lost: 0,
+            }),
+            "{events:?}"
+        );
+        assert!(t.rotated.is_empty());
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["c"]);
+    }
+
+    #[test]
+    fn a_truncation_between_the_look_and_the_read_drops_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("app.log");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        w.write_all(b"one\ntwo\n").unwrap();
+        let mut t = tailer(dir.path(), StartAt::Beginning, Vec::new());
+        t.reconcile();
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["one", "two"]);
+        // Truncated after the look; the writer (not appending) goes on at its position.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        w.write_all(b"three\n").unwrap();
+        let live = t.live.get_mut(&p).unwrap();
+        let (end, line) = {
+            let mut r = live
+                .reader(1 << 20, u64::MAX, Instant::now())
+                .unwrap()
+                .expect("something to read");
+            while r.next_item().unwrap().is_some() {}
+            (r.consumed_offset(), r.next_line_number())
+        };
+        assert!(
+            !live.advance(end, line),
+            "the bytes before the offset changed"
+        );
+        assert_eq!(live.offset, 8);
+        let events = t.reconcile();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, TailEvent::Truncated { offset: 8, .. })),
+            "{events:?}"
+        );
+        assert_eq!(read_all(t.live.get_mut(&p).unwrap()), ["three"]);
+        let events = t.reconcile();
+        assert!(
+            events.contains(&TailEvent::Hole {
+                path: p.display().to_string(),
+                hole: 8,
+                lost: 0
+            }),
+            "{events:?}"
         );
     }
 

@@ -397,6 +397,11 @@ fn logrotate(ws: &Workspace, body: &str) {
 
 /// logrotate in a given mode while a writer appends, recur following `pattern`; returns
 /// (lines written, watch).
+///
+/// Each rotation waits until recur has seen the previous one. Two rotations between two of
+/// recur's looks are another case (with `create`, the file in the middle is never opened
+/// under a single-file pattern; with `copytruncate`, two truncations look like one), and a
+/// loaded machine can delay a look past the pause between rotations.
 fn rotate_under_load(
     ws: &Workspace,
     mode: &str,
@@ -411,9 +416,15 @@ fn rotate_under_load(
     } else {
         Writer::start(path, 0, Duration::from_millis(2))
     };
-    for _ in 0..rotations {
+    for i in 0..rotations {
         std::thread::sleep(Duration::from_millis(400));
         logrotate(ws, mode);
+        // Seen: the truncation, or (a new file at the path) its opening.
+        if mode.contains("copytruncate") {
+            w.wait_metric("recur_truncations_total", i as u64 + 1, 15);
+        } else {
+            w.wait_log_n("following file=logs/app.log offset", i + 2, 15);
+        }
     }
     std::thread::sleep(Duration::from_millis(300));
     let n = writer.finish();
@@ -504,6 +515,75 @@ fn directory_run(mode: &str, pattern: &str, exact: bool) {
             "{log}"
         );
     }
+}
+
+/// copytruncate by hand, each step waited for, in the order that makes a copy look new: the
+/// truncation is seen (and handled) first, and the copy only shows up under a name the
+/// pattern matches afterwards. It is known by the first bytes read, never read again.
+#[test]
+fn a_copy_seen_only_after_the_truncation_is_never_read_from_its_start() {
+    let ws = setup();
+    let log = ws.join("logs/app.log");
+    let w = Watch::start(&ws, &["logs/app.log*", "--from-beginning"]);
+    append(&log, &(0..20).map(line).collect::<String>());
+    w.wait_metric("recur_events_total", 20, 10);
+    // The copy, under a name the pattern does not match yet; then the truncation.
+    std::fs::copy(&log, ws.join("logs/copy.tmp")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &line(20));
+    w.wait_metric("recur_truncations_total", 1, 10);
+    w.wait_metric("recur_events_total", 21, 10);
+    std::fs::rename(ws.join("logs/copy.tmp"), ws.join("logs/app.log.1")).unwrap();
+    w.wait_log("a copy of a followed file", 10);
+    // The next rotation renames it: still not read.
+    std::fs::rename(ws.join("logs/app.log.1"), ws.join("logs/app.log.2")).unwrap();
+    append(&log, &line(21));
+    w.wait_metric("recur_events_total", 22, 10);
+    w.wait_settled(15);
+    assert_eq!(w.metric("recur_events_total"), 22, "{}", w.log());
+    assert_eq!(w.metric("recur_bytes_lost_total"), 0, "{}", w.log());
+    assert_eq!(w.stop(), 0);
+    assert_exactly_once(&ws, 22);
+}
+
+/// copytruncate where recur reads lines written after logrotate's copy, before its
+/// truncation: the copy ends before where reading was. It is named as the copy (the warning
+/// says copytruncate), holds nothing unread and is not read; nothing is lost or doubled.
+#[test]
+fn copytruncate_after_reading_past_the_copy_names_the_copy_and_reads_nothing_twice() {
+    let ws = setup();
+    let log = ws.join("logs/app.log");
+    let w = Watch::start(&ws, &["logs/app.log", "--from-beginning"]);
+    append(&log, &(0..20).map(line).collect::<String>());
+    w.wait_metric("recur_events_total", 20, 10);
+    std::fs::copy(&log, ws.join("logs/app.log.1")).unwrap();
+    append(&log, &(20..25).map(line).collect::<String>());
+    w.wait_metric("recur_events_total", 25, 10);
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &line(25));
+    w.wait_metric("recur_truncations_total", 1, 10);
+    w.wait_metric("recur_events_total", 26, 10);
+    w.wait_settled(15);
+    let log_text = w.log();
+    assert!(
+        log_text.contains("reading had gone past the end of the copy"),
+        "{log_text}"
+    );
+    assert!(log_text.contains("app.log.1"), "{log_text}");
+    assert_eq!(w.metric("recur_events_total"), 26, "{log_text}");
+    assert_eq!(w.metric("recur_bytes_lost_total"), 0, "{log_text}");
+    assert_eq!(w.stop(), 0);
+    assert_exactly_once(&ws, 26);
 }
 
 #[test]
@@ -665,7 +745,7 @@ fn truncation_rereads_from_the_start() {
     }
     w.wait_metric("recur_events_total", 5, 10);
     std::fs::write(&log, "").unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    w.wait_metric("recur_truncations_total", 1, 10);
     for i in 100..103 {
         append(&log, &line(i));
     }
@@ -716,6 +796,8 @@ fn existing_files_start_at_their_end_and_new_ones_at_their_start() {
         );
     }
     w.wait_metric("recur_events_total", 10, 10);
+    // The gauge is set at the end of the loop turn whose reads counted the events.
+    w.wait_metric("recur_files_watched", 4, 10);
     assert_eq!(w.metric("recur_files_watched"), 4);
     assert_eq!(w.stop(), 0);
     // Line 1 predates the start. The three new files hold the same text, but lines without
@@ -741,6 +823,10 @@ fn partial_lines_wait_for_their_newline_and_huge_lines_are_skipped() {
     append(&log, "{\"kind\":\"num\",\"n\":2\n");
     append(&log, &line(3));
     w.wait_metric("recur_lines_read_total", 5, 10);
+    // Counters of one read are published one after the other.
+    w.wait_metric("recur_invalid_total", 2, 10);
+    w.wait_metric("recur_events_total", 3, 10);
+    assert_eq!(w.metric("recur_lines_read_total"), 5, "{}", w.log());
     assert_eq!(w.metric("recur_invalid_total"), 2, "{}", w.log());
     assert_eq!(w.metric("recur_events_total"), 3);
     assert!(w.log().contains("over the line-length cap"), "{}", w.log());
@@ -833,6 +919,8 @@ fn many_files_appearing_at_once_in_a_directory() {
         );
     }
     w.wait_metric("recur_events_total", 200, 15);
+    // The gauge is set at the end of the loop turn whose reads counted the events.
+    w.wait_metric("recur_files_watched", 41, 10);
     assert_eq!(w.metric("recur_files_watched"), 41);
     assert_eq!(w.stop(), 0);
     assert_eq!(counts(&ws), (200, 200));
@@ -855,8 +943,10 @@ fn an_episode_notifies_as_soon_as_it_opens() {
     // The second recurrence (untimed: arrival time) opens the episode.
     append(&log, &line(2));
     w.wait_log("[recur] NOW recurred: 2 errors", 10);
+    // The counters follow the send.
+    w.wait_metric("recur_notifications_sent_total", 1, 10);
+    w.wait_metric_where("recur_notifications_pending", "0", |v| v == 0, 10);
     assert_eq!(w.metric("recur_notifications_sent_total"), 1);
-    assert_eq!(w.metric("recur_notifications_pending"), 0);
     assert_eq!(w.stop(), 0);
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::duration::format_duration;
 use crate::rule::{FixStatus, Remediation, Severity};
-use crate::store::{CoverageSummary, Store, StoreError, StoredOccurrence};
+use crate::store::{CoverageSummary, Store, StoreError};
 use crate::track::{Assignment, Episode, Verdict, assign_identities, episodes, verdict};
 
 /// The tracker's view of one remediation.
@@ -55,8 +55,6 @@ pub struct RemediationReport {
     /// How the current episodes relate to the recorded ones (what `refresh` records).
     #[serde(skip)]
     pub episode_assignment: Assignment,
-    #[serde(skip)]
-    pub samples: Vec<StoredOccurrence>,
 }
 
 /// Builds the report of one remediation from the store.
@@ -65,24 +63,19 @@ pub fn summarize(
     store: &dyn Store,
     now: Timestamp,
 ) -> Result<RemediationReport, StoreError> {
-    let occ = store.occurrences(&rule.id)?;
+    // Times only: a frequent error has many occurrences, and counts and episodes need no more.
+    let occ = store.occurrence_times(&rule.id)?;
     let mut before_fix = 0;
     let mut untimed = 0;
     let mut rec_times = Vec::new();
-    let mut samples = Vec::new();
-    for o in &occ {
-        match o.time {
+    for t in &occ {
+        match *t {
             None => untimed += 1,
-            Some(t) if rule.is_recurrence_time(t) => {
-                rec_times.push(t);
-                if !o.sample.is_empty() {
-                    samples.push(o.clone());
-                }
-            }
+            Some(t) if rule.is_recurrence_time(t) => rec_times.push(t),
             Some(_) => before_fix += 1,
         }
     }
-    let timed: Vec<Timestamp> = occ.iter().filter_map(|o| o.time).collect();
+    let timed: Vec<Timestamp> = occ.iter().filter_map(|t| *t).collect();
     let cov: CoverageSummary = store.coverage(&rule.id, rule.fix.fixed_at)?;
     let mut eps = episodes(&rec_times, &rule.alert);
     let episode_assignment = assign_identities(&mut eps, &store.episodes(&rule.id)?);
@@ -132,7 +125,6 @@ pub fn summarize(
             None => "no fix yet".to_string(),
         },
     };
-    samples.truncate(rule.alert.samples as usize);
     Ok(RemediationReport {
         id: rule.id.clone(),
         title: rule.title.clone(),
@@ -164,7 +156,6 @@ pub fn summarize(
         path: rule.path.display().to_string(),
         episode_list: eps,
         episode_assignment,
-        samples,
     })
 }
 

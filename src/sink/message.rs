@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::duration::format_duration;
 use crate::redact::{Redactor, cap_text, strip_controls};
 use crate::report::{RemediationReport, format_time};
-use crate::rule::Remediation;
+use crate::rule::{FixStatus, Remediation};
 use crate::store::{Store, StoreError, StoredIntent};
 use crate::track::IntentKind;
 
@@ -70,17 +70,20 @@ impl Notification {
             .episode_list
             .iter()
             .find(|e| e.identity == intent.episode_start);
-        let occ = store.occurrences(&rule.id)?;
+        // The episode's first samples (busy hours keep a sample for their first few
+        // occurrences only); without an episode, the first recurrences'.
+        let (from, to) = match (ep, rule.fix.status, rule.fix.fixed_at) {
+            (Some(ep), _, _) => (Some(ep.first_seen), Some(ep.last_seen)),
+            (None, FixStatus::Fixed, Some(f)) => (Some(f), None),
+            (None, _, _) => (None, None),
+        };
+        let occ = if ep.is_none() && from.is_none() {
+            Vec::new()
+        } else {
+            store.samples_between(&rule.id, from, to, rule.alert.samples as usize)?
+        };
         let mut samples: Vec<String> = occ
             .iter()
-            .filter(|o| match (o.time, ep) {
-                (Some(t), Some(ep)) => t >= ep.first_seen && t <= ep.last_seen,
-                (Some(t), None) => rule.is_recurrence_time(t),
-                _ => false,
-            })
-            // Busy hours keep a sample for their first few occurrences only.
-            .filter(|o| !o.sample.is_empty())
-            .take(rule.alert.samples as usize)
             .map(|o| {
                 cap_text(
                     &strip_controls(&redact_sample(redactor, &o.sample)),

@@ -278,6 +278,18 @@ pub trait Store {
     fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
     /// All occurrences of a remediation, timed ones sorted by time, untimed last.
     fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError>;
+    /// The event times of a remediation's occurrences, sorted, untimed (`None`) last: all that
+    /// counts and episodes need, without reading identities, sources and samples.
+    fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError>;
+    /// Up to `limit` occurrences of a remediation that carry a sample, with event times in
+    /// `from..=to` (unbounded where `None`), oldest first.
+    fn samples_between(
+        &self,
+        remediation: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<StoredOccurrence>, StoreError>;
     /// In-scope coverage of a remediation; `since` counts events at or after it.
     fn coverage(
         &self,

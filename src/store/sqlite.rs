@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file (WAL, busy timeout, mode 0600), or an in-memory
 //! database for `--no-state`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,6 +144,9 @@ ALTER TABLE inputs_v2 RENAME TO inputs;
 const V3: &str = "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX deliveries_status ON deliveries (status)";
 
+/// Page size of new state databases.
+const PAGE_SIZE: i64 = 16384;
+
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite-backed [`Store`].
@@ -274,6 +277,16 @@ impl SqliteStore {
                 found: v,
                 supported: SCHEMA_VERSION,
             });
+        }
+        if v == 0 {
+            // A new database: larger pages than SQLite's 4 KiB default mean fewer page
+            // allocations and splits for the occurrence rows and their two indexes (a scan
+            // storing 163,000 occurrences ran 8% faster, on disk and in memory). Only possible
+            // before the first table exists; older files keep theirs.
+            store
+                .conn
+                .pragma_update(None, "page_size", PAGE_SIZE)
+                .map_err(|e| store.sql(e))?;
         }
         if store.path != ":memory:" {
             store
@@ -499,7 +512,8 @@ impl Store for SqliteStore {
             let (okey, osize, otail) = origin.map_or(("", 0, ""), |o| {
                 (o.key.as_str(), o.size as i64, o.tail.as_str())
             });
-            let mut seen: HashSet<(&str, &str)> = HashSet::new();
+            // The previous row in key order: two readings of one event are neighbours.
+            let mut prev: Option<(&str, &str)> = None;
             // In key order: rows inserted in the order of the primary key fill pages one
             // after another instead of splitting them at random (identities are hashes). The
             // sort is stable, so of two readings of one event the batch's own order decides.
@@ -528,7 +542,9 @@ impl Store for SqliteStore {
                         otail
                     ])
                     .map_err(classify)?;
-                let first_in_batch = seen.insert((&o.remediation, &o.identity));
+                let key = (o.remediation.as_str(), o.identity.as_str());
+                let first_in_batch = prev != Some(key);
+                prev = Some(key);
                 if n > 0 && !existed[i] && first_in_batch {
                     outcome.new_occurrences.push(i);
                 }
@@ -613,6 +629,62 @@ impl Store for SqliteStore {
                     sample: r.get(6)?,
                 })
             })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
+        // Served by the (remediation, event_time) index alone.
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT event_time FROM occurrences WHERE remediation = ?1
+                 ORDER BY event_time IS NULL, event_time",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![remediation], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.map(ts))
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    fn samples_between(
+        &self,
+        remediation: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<StoredOccurrence>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
+                 WHERE remediation = ?1 AND event_time >= ?2 AND event_time <= ?3 AND sample != ''
+                 ORDER BY event_time, identity LIMIT ?4",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(
+                params![
+                    remediation,
+                    from.map_or(i64::MIN, ns),
+                    to.map_or(i64::MAX, ns),
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |r| {
+                    Ok(StoredOccurrence {
+                        remediation: r.get(0)?,
+                        identity: r.get(1)?,
+                        time: r.get::<_, Option<i64>>(2)?.map(ts),
+                        signature: r.get(3)?,
+                        source: r.get(4)?,
+                        line: r.get::<_, i64>(5)? as u64,
+                        sample: r.get(6)?,
+                    })
+                },
+            )
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
@@ -1133,6 +1205,61 @@ mod tests {
         assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0, 1]);
         assert_eq!(s.commit(&b).unwrap().new_occurrences, Vec::<usize>::new());
         assert_eq!(s.occurrences("R").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_duplicate_within_one_batch_is_new_once() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let b = Batch {
+            occurrences: vec![occ("h:2", 20), occ("h:1", 10), occ("h:2", 20)],
+            ..Default::default()
+        };
+        assert_eq!(s.commit(&b).unwrap().new_occurrences, vec![0, 1]);
+    }
+
+    #[test]
+    fn times_and_samples_are_read_without_the_rest() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let mut untimed = occ("h:0", 0);
+        untimed.time = None;
+        let mut no_sample = occ("h:4", 25);
+        no_sample.sample.clear();
+        let b = Batch {
+            occurrences: vec![
+                occ("h:3", 30),
+                untimed,
+                occ("h:1", 10),
+                no_sample,
+                occ("h:2", 20),
+            ],
+            ..Default::default()
+        };
+        s.commit(&b).unwrap();
+        let t = |secs| Some(Timestamp::from_second(secs).unwrap());
+        assert_eq!(
+            s.occurrence_times("R").unwrap(),
+            vec![t(10), t(20), t(25), t(30), None]
+        );
+        let ids = |v: Vec<StoredOccurrence>| v.into_iter().map(|o| o.identity).collect::<Vec<_>>();
+        // Inclusive bounds, oldest first, only occurrences that carry a sample.
+        assert_eq!(
+            ids(s.samples_between("R", t(20), t(30), 10).unwrap()),
+            ["h:2", "h:3"]
+        );
+        assert_eq!(
+            ids(s.samples_between("R", t(11), None, 10).unwrap()),
+            ["h:2", "h:3"]
+        );
+        assert_eq!(
+            ids(s.samples_between("R", None, None, 2).unwrap()),
+            ["h:1", "h:2"]
+        );
+        assert!(s.samples_between("R", t(21), t(29), 10).unwrap().is_empty());
+        assert!(
+            s.samples_between("other", None, None, 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

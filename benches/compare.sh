@@ -13,8 +13,9 @@
 #    of the first 1/20 of the flat corpus for jq. Files of the right size are reused. The rule
 #    sets target/bench-corpus/rules-{1,10,100,1000} are rewritten on every run.
 # 3. With each file in the page cache (read once with cat, then one checked run of every command
-#    whose exit code and output are verified), times each command as the median of RUNS runs
-#    (hyperfine when installed, else a bash loop around `date +%s.%N`):
+#    whose exit code and output are verified), times the commands in RUNS rounds, each command
+#    once per round in turn, and takes each one's median (interleaved, so that a slow spell of
+#    a shared machine costs every command alike and the ratios hold):
 #      cat FILE > /dev/null                         the ceiling
 #      rg -c NO_TOKEN FILE                          one literal
 #      rg -c -F -f LITERALS FILE                    the 100 rules' quoted error_code literals
@@ -27,13 +28,12 @@
 # 4. Prints (stdout, also saved as target/bench-corpus/SIZE_MBmb/report.md) the machine, the
 #    tool versions, a Markdown table of MB/s (MB = 10^6 bytes) with the ratio of each command to
 #    `rg -c <literal>`, and the throughput and memory targets with PASS/MISS. Progress goes to
-#    stderr; every command's output, hyperfine's log and JSON are kept in .../logs/.
+#    stderr; every command's output and its times are kept in .../logs/.
 #
-# Needs rg (`cargo install ripgrep`), jq and GNU time (`apt-get install jq time`); hyperfine
-# (`apt-get install hyperfine` or `cargo install hyperfine`) is preferred. No network use: the
-# build is offline (`cargo fetch` first on a fresh checkout). The corpora take 4 x SIZE_MB MiB of
-# disk and should fit in the page cache together. Set COMPARE_NO_HYPERFINE=1 to force the loop.
-# The numbers are only meaningful on an otherwise idle machine.
+# Needs bash 5, rg (`cargo install ripgrep` or `apt-get install ripgrep`), jq and GNU time
+# (`apt-get install jq time`). No network use: the build is offline (`cargo fetch` first on a
+# fresh checkout). The corpora take 4 x SIZE_MB MiB of disk and should fit in the page cache
+# together. The numbers are only meaningful on an otherwise idle machine.
 set -euo pipefail
 
 die() {
@@ -65,15 +65,6 @@ done
 command -v rg >/dev/null || die "ripgrep (rg) not found: install it with 'cargo install ripgrep' (or 'apt-get install ripgrep')"
 command -v jq >/dev/null || die "jq not found: install it with 'apt-get install jq'"
 [ -x /usr/bin/time ] || die "GNU time (/usr/bin/time) not found: install it with 'apt-get install time'"
-use_hyperfine=1
-if [ "${COMPARE_NO_HYPERFINE:-0}" = 1 ]; then
-    use_hyperfine=0
-    say "COMPARE_NO_HYPERFINE=1: timing with a bash loop"
-elif ! command -v hyperfine >/dev/null; then
-    use_hyperfine=0
-    say "hyperfine not found (install it with 'apt-get install hyperfine' or 'cargo install hyperfine'); timing with a bash loop instead"
-fi
-
 # --- 1. build -------------------------------------------------------------------------------
 if [ "${COMPARE_NO_BUILD:-0}" = 1 ]; then
     say "COMPARE_NO_BUILD=1: using the existing release binaries"
@@ -163,47 +154,51 @@ head -c $((want / 20)) "$flat" | head -n -1 >"$slice"
 q() { printf '%q ' "$@"; } # a command line for sh -c, each argument quoted
 
 keys=()
-declare -A label input bytes median
+declare -A label input bytes median command expected
 mbps() { awk -v b="${bytes[$1]}" -v s="${median[$1]}" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 
-# measure KEY LABEL FILE EXPECTED_EXIT COMMAND_LINE
+# measure KEY LABEL FILE EXPECTED_EXIT COMMAND_LINE: one checked run (also a warm-up) whose exit
+# code must be the expected one; the command joins the timed rounds below.
 measure() {
-    local key=$1 lbl=$2 file=$3 expect=$4 cmd=$5 rc=0 med
+    local key=$1 lbl=$2 file=$3 expect=$4 cmd=$5 rc=0
     cat "$file" >/dev/null # page cache
-    # One checked run (also a warm-up): the exit code must be the expected one.
+    say "checking $lbl"
     bash -c "$cmd" >"$logs/$key.out" 2>"$logs/$key.err" || rc=$?
     if [ "$rc" -ne "$expect" ]; then
         sed -n 1,20p "$logs/$key.err" >&2
         die "'$cmd' exited with $rc (expected $expect)"
     fi
-    say "timing $lbl ($runs runs)"
-    if [ "$use_hyperfine" = 1 ]; then
-        local ignore=()
-        [ "$expect" -eq 0 ] || ignore=(--ignore-failure)
-        hyperfine --runs "$runs" --style basic "${ignore[@]}" --command-name "$lbl" \
-            --export-json "$logs/$key.json" "$cmd" >"$logs/$key.hyperfine" 2>&1 ||
-            { cat "$logs/$key.hyperfine" >&2; die "hyperfine failed on '$cmd'"; }
-        med=$(jq -r '.results[0].median' "$logs/$key.json")
-    else
-        local times=() i s e
-        for ((i = 0; i < runs; i++)); do
-            rc=0
-            s=$(date +%s.%N)
-            bash -c "$cmd" >/dev/null 2>&1 || rc=$?
-            e=$(date +%s.%N)
-            [ "$rc" -eq "$expect" ] || die "'$cmd' exited with $rc (expected $expect)"
-            times+=("$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", e - s }')")
-        done
-        printf '%s\n' "${times[@]}" >"$logs/$key.times"
-        med=$(sort -g "$logs/$key.times" |
-            awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-    fi
     keys+=("$key")
     label[$key]=$lbl
     input[$key]=$(basename "$file")
     bytes[$key]=$(filesize "$file")
-    median[$key]=$med
-    say "  median $(awk -v s="$med" 'BEGIN { printf "%.3f", s }') s, $(mbps "$key") MB/s"
+    command[$key]=$cmd
+    expected[$key]=$expect
+    : >"$logs/$key.times"
+}
+
+# Runs every measured command once per round, in turn, RUNS rounds; the median of each
+# command's times is its figure. Interleaving matters more than any statistics on a shared
+# machine: a slow minute (a neighbour's load, a host-side memory scan) then costs every command
+# alike instead of one of them, and the ratios, which are what the targets are about, hold.
+time_rounds() {
+    local r key rc s e
+    for ((r = 1; r <= runs; r++)); do
+        say "round $r of $runs"
+        for key in "${keys[@]}"; do
+            rc=0
+            s=$EPOCHREALTIME
+            bash -c "${command[$key]}" >/dev/null 2>&1 || rc=$?
+            e=$EPOCHREALTIME
+            [ "$rc" -eq "${expected[$key]}" ] || die "'${command[$key]}' exited with $rc (expected ${expected[$key]})"
+            awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f\n", e - s }' >>"$logs/$key.times"
+        done
+    done
+    for key in "${keys[@]}"; do
+        median[$key]=$(sort -g "$logs/$key.times" |
+            awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+        say "${label[$key]}: median $(awk -v s="${median[$key]}" 'BEGIN { printf "%.3f", s }') s, $(mbps "$key") MB/s"
+    done
 }
 
 scan() { # scan RULES_DIR THREADS FILE: the recur scan command line
@@ -223,6 +218,7 @@ measure grep "recur grep -c -w error_code=NO_TOKEN -w environment=staging" "$fla
 measure scan100_dense "recur scan, 100 rules, 5% targets" "$dense" 1 "$(scan rules-100 1 "$dense")> /dev/null"
 measure scan100_gcp "recur scan, 100 rules, GCP envelope" "$gcp" 1 "$(scan rules-100 1 "$gcp")> /dev/null"
 measure scan100_t2 "recur scan, 100 rules, --threads 2" "$flat" 1 "$(scan rules-100 2 "$flat")> /dev/null"
+time_rounds
 
 # Peak RSS (KiB) of recur scan with 100 rules: rss KEY FILE THREADS EXPECTED_EXITS (e.g. "0 1")
 declare -A rss
@@ -268,14 +264,14 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
-if [ "$use_hyperfine" = 1 ]; then timer="hyperfine, median of $runs runs"; else timer="bash loop (date +%s.%N), median of $runs runs"; fi
+timer="median of $runs rounds, each command once per round in turn"
 
 report() {
     echo "## recur side by side ($size_mb MiB corpora, $(date -u +%Y-%m-%d))"
     echo
     echo "- machine: $(nproc) CPUs, $cpu, $mem RAM, $(uname -sr)"
     echo "- recur: $("$recur" --version) at $rev"
-    echo "- tools: $(rg --version | head -n1), $(jq --version), $(if command -v hyperfine >/dev/null; then hyperfine --version; else echo "hyperfine not installed"; fi)"
+    echo "- tools: $(rg --version | head -n1), $(jq --version)"
     echo "- timing: $timer, files in page cache; one thread unless stated; MB = 10^6 bytes"
     echo "- corpora: flat JSON lines with 0.05% target lines ($targets of them) unless stated; jq on the first 1/20 ($(filesize "$slice") bytes)"
     echo

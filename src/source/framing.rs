@@ -210,6 +210,12 @@ impl<R: Read> RecordReader<R> {
                     break;
                 }
                 r.pos = r.end;
+                if r.base + r.pos as u64 >= end {
+                    // No newline from `start - 1` to the chunk's end: no line starts in this
+                    // chunk (it lies inside one long line), so there is nothing to read, and
+                    // the rest of that line is not walked once per chunk.
+                    break;
+                }
             }
             r.scan = r.pos;
         }
@@ -1300,6 +1306,60 @@ mod tests {
         assert_eq!(
             Framing::sniff(b"2025-09-08T19:01:46Z stdout F x\n"),
             Framing::Cri
+        );
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<'a> {
+        inner: Cursor<&'a [u8]>,
+        read: &'a std::cell::Cell<u64>,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_chunk_inside_one_long_line_reads_nothing_past_its_end() {
+        // One line of 8 MiB (over the cap), then a short one, cut into 1 MiB chunks.
+        let mut data = vec![b'x'; 8 << 20];
+        data.extend(b"\nshort\n");
+        let size = data.len() as u64;
+        let chunk = 1u64 << 20;
+        let mut items = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let end = (start + chunk).min(size);
+            let read = std::cell::Cell::new(0);
+            let mut inner = Cursor::new(data.as_slice());
+            inner.set_position(start.saturating_sub(1));
+            let src = Counting { inner, read: &read };
+            let mut r = RecordReader::chunk(src, 1024, start, end).unwrap();
+            while let Some(item) = r.next_item().unwrap() {
+                items.push(match item {
+                    Item::Record(rec, _) => String::from_utf8_lossy(rec.bytes).into_owned(),
+                    Item::TooLong { len, .. } => format!("too long: {len}"),
+                    Item::Malformed { message, .. } => message,
+                });
+            }
+            if start > 0 && end < size - 7 {
+                // A chunk that starts and ends inside the long line reads its own bytes (and
+                // a block more at most), not the rest of the line.
+                assert!(
+                    read.get() <= chunk + BLOCK as u64,
+                    "chunk at {start} read {}",
+                    read.get()
+                );
+            }
+            start = end;
+        }
+        assert_eq!(
+            items,
+            [format!("too long: {}", 8 << 20), "short".to_string()]
         );
     }
 

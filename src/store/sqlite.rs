@@ -159,6 +159,20 @@ fn ns(t: Timestamp) -> i64 {
     t.as_nanosecond().clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// An occurrence from a row of `SELECT remediation, identity, event_time, signature, source,
+/// line, sample`.
+fn occurrence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOccurrence> {
+    Ok(StoredOccurrence {
+        remediation: r.get(0)?,
+        identity: r.get(1)?,
+        time: r.get::<_, Option<i64>>(2)?.map(ts),
+        signature: r.get(3)?,
+        source: r.get(4)?,
+        line: r.get::<_, i64>(5)? as u64,
+        sample: r.get(6)?,
+    })
+}
+
 fn ts(n: i64) -> Timestamp {
     Timestamp::from_nanosecond(n as i128).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -618,17 +632,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![remediation], |r| {
-                Ok(StoredOccurrence {
-                    remediation: r.get(0)?,
-                    identity: r.get(1)?,
-                    time: r.get::<_, Option<i64>>(2)?.map(ts),
-                    signature: r.get(3)?,
-                    source: r.get(4)?,
-                    line: r.get::<_, i64>(5)? as u64,
-                    sample: r.get(6)?,
-                })
-            })
+            .query_map(params![remediation], occurrence_row)
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
@@ -673,17 +677,7 @@ impl Store for SqliteStore {
                     to.map_or(i64::MAX, ns),
                     limit.min(i64::MAX as usize) as i64
                 ],
-                |r| {
-                    Ok(StoredOccurrence {
-                        remediation: r.get(0)?,
-                        identity: r.get(1)?,
-                        time: r.get::<_, Option<i64>>(2)?.map(ts),
-                        signature: r.get(3)?,
-                        source: r.get(4)?,
-                        line: r.get::<_, i64>(5)? as u64,
-                        sample: r.get(6)?,
-                    })
-                },
+                occurrence_row,
             )
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))

@@ -217,25 +217,29 @@ pub fn run(
         redactor: &redactor,
         samples_per_hour: config.state.samples_per_hour,
     };
-    let results: Vec<(WorkUnit, UnitResult)> = pool.install(|| {
-        units
-            .par_iter()
-            .map(|u| (u.clone(), run_unit(u, &todo[u.input], &ctx)))
-            .collect()
-    });
-
-    // Merge per input, in input order, fixing chunk-local line numbers.
-    let mut per_input: BTreeMap<usize, Vec<(WorkUnit, UnitResult)>> = BTreeMap::new();
-    for (u, r) in results {
-        per_input.entry(u.input).or_default().push((u, r));
+    // Bounds given as times are known now: each input is committed as soon as it has been read,
+    // while the others are still being read, so that memory holds the findings of the inputs in
+    // flight rather than of the whole scan. A bound given as a duration counts back from the
+    // newest event, known only once every input has been read: then all commit at the end.
+    let bounds_known = ![args.since, args.until]
+        .iter()
+        .flatten()
+        .any(|b| matches!(b, TimeBound::Ago(_)));
+    let mut pending = vec![0usize; todo.len()];
+    for u in &units {
+        pending[u.input] += 1;
     }
     let mut summary = InputSummary {
         skipped,
         ..Default::default()
     };
-    let mut warnings = Vec::new();
-    let mut merged: Vec<(usize, UnitResult)> = Vec::new();
-    for (idx, mut parts) in per_input {
+    // Per input, so that they are reported in input order whatever order inputs finish in.
+    let mut input_errors: BTreeMap<usize, SourceError> = BTreeMap::new();
+    let mut input_warnings: BTreeMap<usize, SourceError> = BTreeMap::new();
+
+    // Merges the parts of one input (chunks, in order), fixing chunk-local line numbers; returns
+    // its findings and whether reading it failed part-way.
+    let mut merge = |idx: usize, mut parts: Vec<(WorkUnit, UnitResult)>| -> (UnitResult, bool) {
         parts.sort_by_key(|(u, _)| u.chunk);
         let mut acc = UnitResult::default();
         let mut line_base = 0;
@@ -259,18 +263,25 @@ pub fn run(
         }
         let name = todo[idx].display_name();
         if let Some((line, msg)) = acc.invalid.summary() {
-            warnings.push(SourceError {
-                path: name.clone(),
-                line: Some(line),
-                message: msg,
-            });
+            input_warnings.insert(
+                idx,
+                SourceError {
+                    path: name.clone(),
+                    line: Some(line),
+                    message: msg,
+                },
+            );
         }
+        let failed = acc.error.is_some();
         if let Some(e) = acc.error.take() {
-            errors.push(SourceError {
-                path: name.clone(),
-                line: acc.error_line,
-                message: e,
-            });
+            input_errors.insert(
+                idx,
+                SourceError {
+                    path: name,
+                    line: acc.error_line,
+                    message: e,
+                },
+            );
         }
         summary.files += 1;
         summary.lines += acc.stats.records;
@@ -280,16 +291,7 @@ pub fn run(
         summary.untimed += acc.stats.untimed;
         summary.decoded += acc.stats.decoded;
         summary.newest_event = summary.newest_event.max(acc.stats.newest);
-        merged.push((idx, acc));
-    }
-
-    // Event-time bounds, now that the newest event is known.
-    let reference = summary.newest_event.unwrap_or(now);
-    let since = args.since.map(|b| b.resolve(reference));
-    let until = args.until.map(|b| b.resolve(reference));
-    let in_range = |t: Option<Timestamp>| match t {
-        None => since.is_none() && until.is_none(),
-        Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+        (acc, failed)
     };
 
     // One transaction per input: occurrences, coverage and the input's fingerprint together,
@@ -297,7 +299,16 @@ pub fn run(
     let abort_after = abort_after_commits();
     let mut commits = 0usize;
     let mut new_recurrences = 0u64;
-    for (idx, acc) in merged {
+    let mut commit = |idx: usize,
+                      acc: UnitResult,
+                      failed: bool,
+                      since: Option<Timestamp>,
+                      until: Option<Timestamp>|
+     -> anyhow::Result<()> {
+        let in_range = |t: Option<Timestamp>| match t {
+            None => since.is_none() && until.is_none(),
+            Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+        };
         let input_key = keys[idx].clone();
         let cov_input = input_key
             .as_ref()
@@ -329,7 +340,6 @@ pub fn run(
             .sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
         // An input that failed part-way is not marked done: the next run reads it again. Its
         // findings are added, but replace nothing (the part not read may hold the rest).
-        let failed = errors.iter().any(|e| e.path == todo[idx].display_name());
         if let Some(k) = input_key {
             batch.origin = Some(Origin {
                 key: k.head.clone(),
@@ -366,7 +376,50 @@ pub fn run(
                 }
             }
         }
+        Ok(())
+    };
+
+    // The workers read; this thread merges each input once all its parts are in, and commits.
+    let known = |b: Option<TimeBound>| b.map(|b| b.resolve(now));
+    let mut merged: Vec<(usize, UnitResult, bool)> = Vec::new();
+    let mut parts: BTreeMap<usize, Vec<(WorkUnit, UnitResult)>> = BTreeMap::new();
+    let (tx, rx) = std::sync::mpsc::channel::<(WorkUnit, UnitResult)>();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (pool, units, todo, ctx) = (&pool, &units, &todo, &ctx);
+        scope.spawn(move || {
+            pool.install(|| {
+                units.par_iter().for_each_with(tx, |tx, u| {
+                    // The receiver is gone only after a failed commit: the rest is moot then.
+                    let _ = tx.send((u.clone(), run_unit(u, &todo[u.input], ctx)));
+                })
+            })
+        });
+        for (u, r) in rx {
+            let idx = u.input;
+            parts.entry(idx).or_default().push((u, r));
+            pending[idx] -= 1;
+            if pending[idx] > 0 {
+                continue;
+            }
+            let (acc, failed) = merge(idx, parts.remove(&idx).unwrap_or_default());
+            if bounds_known {
+                commit(idx, acc, failed, known(args.since), known(args.until))?;
+            } else {
+                merged.push((idx, acc, failed));
+            }
+        }
+        Ok(())
+    })?;
+    // Event-time bounds counted back from the newest event, now that it is known.
+    let reference = summary.newest_event.unwrap_or(now);
+    let since = args.since.map(|b| b.resolve(reference));
+    let until = args.until.map(|b| b.resolve(reference));
+    merged.sort_by_key(|(idx, _, _)| *idx);
+    for (idx, acc, failed) in merged {
+        commit(idx, acc, failed, since, until)?;
     }
+    errors.extend(input_errors.into_values());
+    let mut warnings: Vec<SourceError> = input_warnings.into_values().collect();
 
     // Track: episodes and intents from everything the store holds.
     let notify_since = args.notify_since.map(|b| b.resolve(now));

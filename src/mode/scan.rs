@@ -383,7 +383,10 @@ pub fn run(
     let known = |b: Option<TimeBound>| b.map(|b| b.resolve(now));
     let mut merged: Vec<(usize, UnitResult, bool)> = Vec::new();
     let mut parts: BTreeMap<usize, Vec<(WorkUnit, UnitResult)>> = BTreeMap::new();
-    let (tx, rx) = std::sync::mpsc::channel::<(WorkUnit, UnitResult)>();
+    // Bounded: when committing falls behind reading, the workers wait instead of piling up
+    // findings.
+    let (tx, rx) =
+        std::sync::mpsc::sync_channel::<(WorkUnit, UnitResult)>(2 * pool.current_num_threads());
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let (pool, units, todo, ctx) = (&pool, &units, &todo, &ctx);
         scope.spawn(move || {

@@ -564,10 +564,14 @@ impl Prefilter {
         self.scan_requirements(hay, found, hit);
     }
 
-    /// When the whole prefilter is one needle (one indexed key, or one literal), that needle.
+    /// When the whole prefilter is one literal, that literal: what the reader's pass over each
+    /// block can find on its way. Not an indexed key: a key is in nearly every record (a field
+    /// name appears in every event that has the field), and checking a candidate per line inside
+    /// that pass cost more than a separate `memmem` search of the block, still in cache (100
+    /// rules on `error_code` over 1 GB: 0.37 s fused, 0.33 s apart; a rare literal: the same).
     pub fn single_needle(&self) -> Option<&[u8]> {
         match (&self.lits, &self.keys) {
-            (Some(Multi::One(f)), None) | (None, Some(Multi::One(f))) => Some(f.needle()),
+            (Some(Multi::One(f)), None) => Some(f.needle()),
             _ => None,
         }
     }

@@ -792,8 +792,8 @@ pub struct Shape {
 }
 
 /// A byte string the shape pass looks for on its way (see [`shape_scan`]): when a whole
-/// prefilter is one needle (one indexed key, or one literal), finding it costs no pass of its
-/// own over the block. Found like `memchr`'s packed-pair search: two of its bytes, chosen to
+/// prefilter is one literal, finding it costs no pass of its own over the block (see
+/// `Prefilter::single_needle` for why an indexed key is not searched this way). Found like `memchr`'s packed-pair search: two of its bytes, chosen to
 /// be rare in logs, are compared at their offsets 32 positions at a time, and candidates are
 /// verified whole.
 #[derive(Debug, Clone, PartialEq, Eq)]

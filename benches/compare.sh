@@ -12,8 +12,9 @@
 #    line of SIZE_MB MiB (over the line cap: it must be skipped with bounded memory) and a slice
 #    of the first 1/20 of the flat corpus for jq. Files of the right size are reused. The rule
 #    sets target/bench-corpus/rules-{1,10,100,1000} are rewritten on every run.
-# 3. With each file in the page cache (read once with cat, then one checked run of every command
-#    whose exit code and output are verified), times the commands in RUNS rounds, each command
+# 3. With each file in the page cache (locked there by a helper for the whole measurement, see
+#    pin() below; then one checked run of every command whose exit code and output are
+#    verified), times the commands in RUNS rounds, each command
 #    once per round in turn, and takes each one's median (interleaved, so that a slow spell of
 #    a shared machine costs every command alike and the ratios hold):
 #      cat FILE > /dev/null                         the ceiling
@@ -30,8 +31,8 @@
 #    `rg -c <literal>`, and the throughput and memory targets with PASS/MISS. Progress goes to
 #    stderr; every command's output and its times are kept in .../logs/.
 #
-# Needs bash 5, rg (`cargo install ripgrep` or `apt-get install ripgrep`), jq and GNU time
-# (`apt-get install jq time`). No network use: the build is offline (`cargo fetch` first on a
+# Needs bash 5, python3 (for pinning), rg (`cargo install ripgrep` or `apt-get install
+# ripgrep`), jq and GNU time (`apt-get install jq time`). No network use: the build is offline (`cargo fetch` first on a
 # fresh checkout). The corpora take 4 x SIZE_MB MiB of disk and should fit in the page cache
 # together. The numbers are only meaningful on an otherwise idle machine.
 set -euo pipefail
@@ -153,6 +154,46 @@ head -c $((want / 20)) "$flat" | head -n -1 >"$slice"
 # --- 3. measurements ----------------------------------------------------------------------
 q() { printf '%q ' "$@"; } # a command line for sh -c, each argument quoted
 
+# Keep the timed corpora in memory while they are measured: a helper maps each file and locks
+# it (mlock), so that its page-cache pages cannot be evicted. Without it, "in the page cache"
+# is not a given: a kernel's proactive reclaim (DAMON, on the machines these numbers come from)
+# drops file pages idle for about a minute, and a command then reads part of its file from
+# disk. Needs python3 and the right to lock that much memory (root, or a large RLIMIT_MEMLOCK);
+# without them the run goes on with a warning.
+pinned=no
+pin_pid=
+pin() {
+    command -v python3 >/dev/null || { say "warning: python3 not found: corpora are not pinned in memory"; return; }
+    coproc PIN {
+        exec python3 -u - "$@" <<'PY'
+import ctypes, mmap, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+ok = True
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    n = os.fstat(fd).st_size
+    p = libc.mmap(None, n, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if p is None or p == ctypes.c_void_p(-1).value or libc.mlock(p, n) != 0:
+        print(f"cannot lock {path} (errno {ctypes.get_errno()})", file=sys.stderr)
+        ok = False
+print("pinned" if ok else "partly", flush=True)
+signal.pause()
+PY
+    } 2>&2
+    pin_pid=$PIN_PID
+    trap '[ -n "$pin_pid" ] && kill "$pin_pid" 2>/dev/null' EXIT
+    local line=
+    read -r -t 120 line <&"${PIN[0]}" || true
+    if [ "$line" = pinned ]; then
+        pinned=yes
+    else
+        say "warning: the corpora could not all be pinned in memory; they may be read from disk between runs"
+    fi
+}
+
 keys=()
 declare -A label input bytes median command expected
 mbps() { awk -v b="${bytes[$1]}" -v s="${median[$1]}" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
@@ -206,6 +247,8 @@ scan() { # scan RULES_DIR THREADS FILE: the recur scan command line
 }
 jq_filter='select(.error_code=="NO_TOKEN" and .environment=="staging")'
 
+say "pinning the corpora in memory"
+pin "$flat" "$dense" "$gcp" "$slice"
 measure cat "cat > /dev/null" "$flat" 0 "$(q cat "$flat")> /dev/null"
 measure rg_lit "rg -c NO_TOKEN" "$flat" 0 "$(q rg -c NO_TOKEN "$flat")"
 measure rg_f100 "rg -c -F -f (100 literals)" "$flat" 0 "$(q rg -c -F -f "$literals" "$flat")"
@@ -265,6 +308,7 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
 timer="median of $runs rounds, each command once per round in turn"
+if [ "$pinned" = yes ]; then where="files locked in memory (mlock) while measured"; else where="files read once before measuring, NOT pinned (may be read from disk)"; fi
 
 report() {
     echo "## recur side by side ($size_mb MiB corpora, $(date -u +%Y-%m-%d))"
@@ -272,7 +316,7 @@ report() {
     echo "- machine: $(nproc) CPUs, $cpu, $mem RAM, $(uname -sr)"
     echo "- recur: $("$recur" --version) at $rev"
     echo "- tools: $(rg --version | head -n1), $(jq --version)"
-    echo "- timing: $timer, files in page cache; one thread unless stated; MB = 10^6 bytes"
+    echo "- timing: $timer, $where; one thread unless stated; MB = 10^6 bytes"
     echo "- corpora: flat JSON lines with 0.05% target lines ($targets of them) unless stated; jq on the first 1/20 ($(filesize "$slice") bytes)"
     echo
     echo "| command | input | median (s) | MB/s | × rg -c literal |"

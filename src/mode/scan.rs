@@ -20,7 +20,7 @@ use crate::rule::Remediation;
 use crate::search::{InvalidTally, SearchConfig, Stats, search};
 use crate::source::framing::{Framing, RecordReader};
 use crate::source::open::{Compression, open, sniff};
-use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
+use crate::source::{Input, SourceError, WorkUnit, expand, open_chunk, plan_units};
 use crate::store::{Batch, CoverageCell, InputRecord, Origin, Replace, StoredOccurrence};
 
 /// Output format of `scan` and `status`.
@@ -61,6 +61,11 @@ pub struct ScanArgs {
     /// Longest record kept, in bytes; longer ones are skipped and counted (default 1 MiB or the config's).
     #[arg(long, value_name = "N")]
     pub max_line_bytes: Option<usize>,
+    /// Read large files only with `read`, never through a memory map (by default, chunks of
+    /// files not modified for 10 s are mapped, which saves a copy; a mapped file truncated
+    /// during the scan would stop recur with SIGBUS).
+    #[arg(long, env = "RECUR_NO_MMAP")]
+    pub no_mmap: bool,
     /// State database (default: .recur/state.db, or the config's `[state] path`).
     #[arg(long, value_name = "PATH", env = "RECUR_STATE")]
     pub state: Option<PathBuf>,
@@ -216,6 +221,7 @@ pub fn run(
         rules: &rules,
         redactor: &redactor,
         samples_per_hour: config.state.samples_per_hour,
+        mmap: !args.no_mmap,
     };
     // Bounds given as times are known now: each input is committed as soon as it has been read,
     // while the others are still being read, so that memory holds the findings of the inputs in
@@ -505,6 +511,7 @@ struct UnitCtx<'a> {
     rules: &'a Arc<[Remediation]>,
     redactor: &'a Redactor,
     samples_per_hour: Option<u32>,
+    mmap: bool,
 }
 
 fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
@@ -515,6 +522,7 @@ fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
         rules,
         redactor,
         samples_per_hour,
+        mmap,
     } = *ctx;
     let mut res = UnitResult::default();
     let name = input.display_name();
@@ -533,14 +541,7 @@ fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
         };
         let r = match (unit.range, input) {
             (Some((start, end)), Input::File(p)) => {
-                let mut f = std::fs::File::open(p)?;
-                f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
-                let mut reader = RecordReader::chunk(
-                    std::io::BufReader::with_capacity(0, f),
-                    max_line,
-                    start,
-                    end,
-                )?;
+                let mut reader = open_chunk(p, max_line, (start, end), mmap)?;
                 let r = search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut tally);
                 res.lines = reader.lines_seen();
                 r

@@ -4,8 +4,18 @@
 //! buffered but skipped to its end and reported as [`Item::TooLong`] with its line number, so a
 //! 100 MB line costs the same memory as a 1 MB one. A partial last line (no newline at EOF) is a
 //! record like any other here; `watch` holds it back by looking at [`Record::terminated`].
+//!
+//! A reader's bytes are its own buffer, filled by `read` in blocks of [`BLOCK`], or, for chunks
+//! of large files at rest ([`RecordReader::mapped_chunk`]), a read-only memory map that it walks
+//! block by block without copying (the kernel's copy into a buffer was a third of a page-cached
+//! scan's time), handing back the pages behind it every [`RELEASE`] bytes so that resident
+//! memory stays bounded there too.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Deref;
+
+use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 
 use memchr::{memchr, memrchr};
 
@@ -80,12 +90,36 @@ pub enum Item<'a> {
 /// Bytes read per `read` call: large reads are what lets the hot path run at memory speed.
 pub const BLOCK: usize = 256 * 1024;
 
+/// Mapped bytes are released from the process (kept in the page cache) once the reading
+/// point is this far past them.
+pub const RELEASE: usize = 4 * 1024 * 1024;
+
+/// Where a reader's bytes are.
+enum Buf {
+    /// Its own buffer, filled by `read` and compacted as records are consumed.
+    Owned(Vec<u8>),
+    /// A read-only map of a file from the reader's base offset to the file's end at opening;
+    /// `end` only grows, and the first `released` bytes have been handed back.
+    Mapped { map: Mmap, released: usize },
+}
+
+impl Deref for Buf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buf::Owned(v) => v,
+            Buf::Mapped { map, .. } => map,
+        }
+    }
+}
+
 /// Reads records from a stream.
 pub struct RecordReader<R> {
     src: R,
     framing: Framing,
     max_record: usize,
-    buf: Vec<u8>,
+    buf: Buf,
     pos: usize,
     end: usize,
     /// Where to resume looking for the end of the current record.
@@ -160,14 +194,53 @@ struct ArrayState {
     newlines: u64,
 }
 
+impl RecordReader<File> {
+    /// [`RecordReader::chunk`] over a read-only memory map of `file` from `start - 1` to the
+    /// file's current end, read without copying. Falls back to reading when the range is empty
+    /// or the file cannot be mapped.
+    ///
+    /// A mapped file that another process truncates while it is read kills the reader with
+    /// SIGBUS: map only files at rest (see [`crate::source::plan::open_chunk`]).
+    pub fn mapped_chunk(
+        mut file: File,
+        max_record: usize,
+        start: u64,
+        end: u64,
+    ) -> io::Result<Self> {
+        let from = start.saturating_sub(1);
+        let len = file.metadata()?.len();
+        let mapped = match usize::try_from(len.saturating_sub(from)) {
+            // SAFETY: a read-only map; see above for a file truncated while mapped.
+            Ok(n) if n > 0 => unsafe { MmapOptions::new().offset(from).len(n).map(&file) }.ok(),
+            _ => None,
+        };
+        let Some(map) = mapped else {
+            file.seek(SeekFrom::Start(from))?;
+            return RecordReader::chunk(file, max_record, start, end);
+        };
+        let _ = map.advise(Advice::Sequential);
+        RecordReader::with_buf(
+            file,
+            Framing::Lines,
+            max_record,
+            Buf::Mapped { map, released: 0 },
+        )
+        .into_chunk(start, end)
+    }
+}
+
 impl<R: Read> RecordReader<R> {
     pub fn new(src: R, framing: Framing, max_record: usize) -> Self {
         let cap = max_record.max(1024);
+        Self::with_buf(src, framing, cap, Buf::Owned(vec![0; cap + BLOCK + 1]))
+    }
+
+    fn with_buf(src: R, framing: Framing, max_record: usize, buf: Buf) -> Self {
         RecordReader {
             src,
             framing,
-            max_record: cap,
-            buf: vec![0; cap + BLOCK + 1],
+            max_record: max_record.max(1024),
+            buf,
             pos: 0,
             end: 0,
             scan: 0,
@@ -195,7 +268,13 @@ impl<R: Read> RecordReader<R> {
     /// reading stops at the first line that starts at or after `end`. Line numbers are local to
     /// the chunk; [`RecordReader::lines_seen`] lets the caller add the previous chunks' counts.
     pub fn chunk(src: R, max_record: usize, start: u64, end: u64) -> io::Result<Self> {
-        let mut r = RecordReader::new(src, Framing::Lines, max_record);
+        RecordReader::new(src, Framing::Lines, max_record).into_chunk(start, end)
+    }
+
+    /// Makes a new reader, whose stream starts at `start - 1` (or 0), read the chunk from
+    /// `start` to `end`.
+    fn into_chunk(self, start: u64, end: u64) -> io::Result<Self> {
+        let mut r = self;
         r.stop_at = Some(end);
         if start > 0 {
             r.bom_checked = true;
@@ -256,23 +335,52 @@ impl<R: Read> RecordReader<R> {
         self.base + self.pos as u64
     }
 
-    /// Compacts the buffer and reads more. Returns false at end of stream.
+    /// Compacts the buffer and reads more (a mapped reader: takes the next block of the map).
+    /// Returns false at end of stream.
     fn fill(&mut self) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
         }
+        let buf = match &mut self.buf {
+            Buf::Owned(buf) => buf,
+            Buf::Mapped { map, released } => {
+                // Records borrow from the map only until the next call: what lies before `pos`
+                // is never looked at again, and is handed back so that resident memory stays
+                // bounded (mapped pages count toward it, unlike pages read into a buffer).
+                let done = self.pos;
+                if done >= *released + RELEASE {
+                    // SAFETY: a read-only file mapping that nothing borrows from here (`fill`
+                    // holds `&mut self`); a released page read again is read back from the
+                    // file, the same bytes. A failure only costs memory.
+                    let _ = unsafe {
+                        map.unchecked_advise_range(
+                            UncheckedAdvice::DontNeed,
+                            *released,
+                            done - *released,
+                        )
+                    };
+                    *released = done;
+                }
+                if self.end >= map.len() {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                self.end = (self.end + BLOCK).min(map.len());
+                return Ok(true);
+            }
+        };
         if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
+            buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.scan -= self.pos.min(self.scan);
             self.pos = 0;
         }
-        let room = self.buf.len() - self.end;
+        let room = buf.len() - self.end;
         debug_assert!(room > 0);
         let want = room.min(BLOCK);
         loop {
-            match self.src.read(&mut self.buf[self.end..self.end + want]) {
+            match self.src.read(&mut buf[self.end..self.end + want]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -1361,6 +1469,97 @@ mod tests {
             items,
             [format!("too long: {}", 8 << 20), "short".to_string()]
         );
+    }
+
+    /// Every item of a chunked reading, with line numbers made global.
+    fn chunk_items(
+        size: u64,
+        chunk: u64,
+        mut open: impl FnMut(u64, u64) -> RecordReader<File>,
+    ) -> Vec<String> {
+        let mut got = Vec::new();
+        let mut line_base = 0;
+        let mut start = 0;
+        while start < size {
+            let end = (start + chunk).min(size);
+            let mut r = open(start, end);
+            while let Some(item) = r.next_item().unwrap() {
+                got.push(match item {
+                    Item::Record(rec, _) => format!(
+                        "L{}:{}{}",
+                        rec.line + line_base,
+                        String::from_utf8_lossy(rec.bytes),
+                        if rec.terminated {
+                            ""
+                        } else {
+                            " (unterminated)"
+                        }
+                    ),
+                    Item::TooLong { line, len, .. } => {
+                        format!("L{}: too long {len}", line + line_base)
+                    }
+                    Item::Malformed { message, .. } => message,
+                });
+            }
+            line_base += r.lines_seen();
+            start = end;
+        }
+        got
+    }
+
+    #[test]
+    fn mapped_chunks_read_what_read_chunks_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // Small chunks over short lines; large ones over a line longer than the cap and than a
+        // release window (skipped the same way, its pages handed back on the way).
+        let cases: [(usize, Option<usize>, &[u64]); 2] = [
+            (300, None, &[7, 100, 4096]),
+            (3000, Some(1000), &[65_536, 1 << 20, u64::MAX]),
+        ];
+        for (n, long_at, chunks) in cases {
+            let mut data = Vec::new();
+            for i in 0..n {
+                data.extend(format!("line-{i}-{}\r\n", "z".repeat(i % 97)).bytes());
+                if Some(i) == long_at {
+                    data.extend(vec![b'y'; RELEASE + 3 * BLOCK]);
+                    data.push(b'\n');
+                }
+            }
+            data.extend(b"last-no-newline");
+            let path = dir.path().join(format!("{n}.log"));
+            std::fs::write(&path, &data).unwrap();
+            let size = data.len() as u64;
+            let want = n + 1 + usize::from(long_at.is_some());
+            for &chunk in chunks {
+                let chunk = chunk.min(size);
+                let read = chunk_items(size, chunk, |start, end| {
+                    let mut f = File::open(&path).unwrap();
+                    f.seek(SeekFrom::Start(start.saturating_sub(1))).unwrap();
+                    RecordReader::chunk(f, 1024, start, end).unwrap()
+                });
+                let mapped = chunk_items(size, chunk, |start, end| {
+                    let f = File::open(&path).unwrap();
+                    let r = RecordReader::mapped_chunk(f, 1024, start, end).unwrap();
+                    assert!(
+                        matches!(r.buf, Buf::Mapped { .. }),
+                        "{start}..{end} not mapped"
+                    );
+                    r
+                });
+                assert_eq!(mapped, read, "{n} lines, chunk size {chunk}");
+                assert_eq!(read.len(), want, "{n} lines, chunk size {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_mapped_range_falls_back_to_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.log");
+        std::fs::write(&path, b"").unwrap();
+        let mut r = RecordReader::mapped_chunk(File::open(&path).unwrap(), 1024, 0, 0).unwrap();
+        assert!(matches!(r.buf, Buf::Owned(_)));
+        assert!(r.next_item().unwrap().is_none());
     }
 
     #[test]

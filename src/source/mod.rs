@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 pub use expand::expand;
 pub use framing::{Framing, Record, RecordReader};
-pub use plan::{WorkUnit, plan_units};
+pub use plan::{WorkUnit, open_chunk, plan_units};
 
 /// One input to read.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,9 +1,12 @@
 //! Work units for parallel reading.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use super::expand::describe_io;
-use super::framing::Framing;
+use super::framing::{Framing, RecordReader};
 use super::open::{Compression, sniff};
 use super::{Input, SourceError};
 
@@ -88,4 +91,55 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// How long a file must have been left alone before its chunks are memory-mapped. A file that
+/// is truncated while mapped kills the reader with SIGBUS, and the file that gets truncated is
+/// one being written (logrotate's copytruncate); an export at rest is safe to map.
+pub const MAP_QUIET: Duration = Duration::from_secs(10);
+
+/// The reader of one chunk (`start..end`) of a plain file: over a memory map when `mmap` allows
+/// it and the file has not been modified for [`MAP_QUIET`] (no copy), else reading it.
+pub fn open_chunk(
+    path: &Path,
+    max_line: usize,
+    (start, end): (u64, u64),
+    mmap: bool,
+) -> io::Result<RecordReader<File>> {
+    let mut f = File::open(path)?;
+    if mmap && at_rest(&f) {
+        return RecordReader::mapped_chunk(f, max_line, start, end);
+    }
+    f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
+    RecordReader::chunk(f, max_line, start, end)
+}
+
+/// Whether a file was last modified at least [`MAP_QUIET`] ago (a modification time in the
+/// future, or none, is not at rest).
+fn at_rest(f: &File) -> bool {
+    f.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age >= MAP_QUIET)
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn only_files_left_alone_are_at_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"x\n").unwrap();
+        let f = File::options().write(true).open(&path).unwrap();
+        assert!(!at_rest(&f), "just written");
+        f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        assert!(at_rest(&f), "an hour old");
+        f.set_modified(SystemTime::now() + Duration::from_secs(3600))
+            .unwrap();
+        assert!(!at_rest(&f), "modified in the future");
+    }
 }

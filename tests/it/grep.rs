@@ -536,7 +536,16 @@ fn output_order_is_deterministic_with_threads_and_chunks() {
             let code = if i % 7 == 0 { "NO_TOKEN" } else { "OK" };
             s.push_str(&format!("{{\"f\":{f},\"i\":{i},\"code\":\"{code}\"}}\n"));
         }
-        ws.write(&format!("logs/{f}.jsonl"), s);
+        let path = ws.write(&format!("logs/{f}.jsonl"), s);
+        if f != 1 {
+            // At rest, so that its chunks are read through a memory map (`--no-mmap`: read).
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+                .unwrap();
+        }
     }
     let parallel = grep(
         &ws,
@@ -564,7 +573,22 @@ fn output_order_is_deterministic_with_threads_and_chunks() {
         ],
     )
     .code(0);
+    let unmapped = grep(
+        &ws,
+        &[
+            "-j",
+            "4",
+            "--chunk-bytes",
+            "20000",
+            "--no-mmap",
+            "-w",
+            "code=NO_TOKEN",
+            "logs",
+        ],
+    )
+    .code(0);
     assert_eq!(parallel.stdout, serial.stdout);
+    assert_eq!(parallel.stdout, unmapped.stdout);
     assert_eq!(parallel.stdout.lines().count(), 3 * (20_000 / 7));
     // Line numbers are file line numbers across chunks.
     for l in parallel.stdout.lines() {

@@ -537,16 +537,29 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
             ws.write("part-2.jsonl.gz", gz(data.as_bytes()));
             "part-2.jsonl.gz".to_string()
         } else {
-            ws.write(&format!("part-{f}.jsonl"), &data);
+            let path = ws.write(&format!("part-{f}.jsonl"), &data);
+            // At rest (written an hour ago), so that chunks are read through a memory map;
+            // the `--no-mmap` run below reads the same chunks with `read`.
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+                .unwrap();
             format!("part-{f}.jsonl")
         };
         names.push(name);
     }
-    let orders: [[usize; 3]; 3] = [[0, 1, 2], [2, 0, 1], [1, 2, 0]];
+    let orders: [[usize; 3]; 4] = [[0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 2, 1]];
     let mut docs = Vec::new();
-    for ((threads, chunk), order) in [("1", "1000000000"), ("4", "4096"), ("2", "777")]
-        .into_iter()
-        .zip(orders)
+    for ((threads, chunk, mmap), order) in [
+        ("1", "1000000000", &[][..]),
+        ("4", "4096", &[]),
+        ("2", "777", &[]),
+        ("2", "777", &["--no-mmap"]),
+    ]
+    .into_iter()
+    .zip(orders)
     {
         let out = ws
             .recur()
@@ -561,6 +574,7 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
                 "--chunk-bytes",
                 chunk,
             ])
+            .args(mmap)
             .args(order.map(|i| names[i].as_str()))
             .run()
             .code(1);
@@ -575,6 +589,7 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
     assert_eq!(docs[0]["inputs"]["files"], 3);
     assert_eq!(docs[0], docs[1]);
     assert_eq!(docs[0], docs[2]);
+    assert_eq!(docs[0], docs[3]);
     assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 93);
 }
 

@@ -13,7 +13,7 @@ pub mod ordered;
 pub mod output;
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,9 +29,9 @@ use crate::report::group_thousands;
 use crate::rule::Remediation;
 use crate::rule::cond::FieldRef;
 use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
-use crate::source::framing::{Record, RecordReader};
+use crate::source::framing::Record;
 use crate::source::open::open;
-use crate::source::{Input, SourceError, WorkUnit, expand, plan_units};
+use crate::source::{Input, SourceError, WorkUnit, expand, open_chunk, plan_units};
 use filter::FieldName;
 use output::{Bucket, Highlighter, paint};
 
@@ -88,6 +88,11 @@ pub struct GrepArgs {
     /// Longest record kept, in bytes (default 1 MiB or the config's).
     #[arg(long, value_name = "N")]
     pub max_line_bytes: Option<usize>,
+    /// Read large files only with `read`, never through a memory map (by default, chunks of
+    /// files not modified for 10 s are mapped, which saves a copy; a mapped file truncated
+    /// during the scan would stop recur with SIGBUS).
+    #[arg(long, env = "RECUR_NO_MMAP")]
+    pub no_mmap: bool,
     /// Print each matching event as a JSON line (decoded, envelope unwrapped).
     #[arg(long)]
     pub json: bool,
@@ -196,6 +201,8 @@ struct Ctx<'a> {
     color: bool,
     max_count: Option<u64>,
     cancel: &'a AtomicBool,
+    /// Whether chunks of large files at rest may be memory-mapped.
+    mmap: bool,
 }
 
 /// One printed item.
@@ -457,6 +464,7 @@ pub fn run(
         color,
         max_count,
         cancel: &cancel,
+        mmap: !args.no_mmap,
     };
     let threads = args.threads.filter(|&n| n > 0).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -599,14 +607,7 @@ fn run_unit(
     let result = (|| -> std::io::Result<()> {
         match (unit.range, input) {
             (Some((start, end)), Input::File(p)) => {
-                let mut f = std::fs::File::open(p)?;
-                f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
-                let mut reader = RecordReader::chunk(
-                    std::io::BufReader::with_capacity(0, f),
-                    max_line,
-                    start,
-                    end,
-                )?;
+                let mut reader = open_chunk(p, max_line, (start, end), ctx.mmap)?;
                 let r = search(&mut reader, matcher, cfg, &mut sink, &mut stats, &mut tally);
                 lines = reader.lines_seen();
                 r

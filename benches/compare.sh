@@ -151,6 +151,15 @@ fi
 slice=$dir/slice-flat-500.jsonl
 head -c $((want / 20)) "$flat" | head -n -1 >"$slice"
 
+# recur maps the chunks of large files only once they have been left alone for 10 s (a file
+# being written is read): let freshly generated corpora come to rest, as exports do.
+newest=$(stat -c %Y "$flat" "$dense" "$gcp" "$one" "$slice" | sort -n | tail -n1)
+rest=$((newest + 11 - $(date +%s)))
+if [ "$rest" -gt 0 ]; then
+    say "waiting ${rest}s for the new corpora to be at rest"
+    sleep "$rest"
+fi
+
 # --- 3. measurements ----------------------------------------------------------------------
 q() { printf '%q ' "$@"; } # a command line for sh -c, each argument quoted
 

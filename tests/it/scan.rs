@@ -538,14 +538,8 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
             "part-2.jsonl.gz".to_string()
         } else {
             let path = ws.write(&format!("part-{f}.jsonl"), &data);
-            // At rest (written an hour ago), so that chunks are read through a memory map;
-            // the `--no-mmap` run below reads the same chunks with `read`.
-            std::fs::File::options()
-                .write(true)
-                .open(path)
-                .unwrap()
-                .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-                .unwrap();
+            // Chunks read through a memory map; the `--no-mmap` run below reads them.
+            ws.age(&path);
             format!("part-{f}.jsonl")
         };
         names.push(name);

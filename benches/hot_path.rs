@@ -59,9 +59,8 @@ impl Sink for CountSink {
             .filter(|h| matches!(h, Hit::Occurrence { .. }))
             .count() as u64;
     }
-    fn covered(&mut self, _event: &recur::decode::Event, rules: &[usize]) -> bool {
+    fn covered(&mut self, _event: &recur::decode::Event, rules: &[usize]) {
         self.covered += rules.len() as u64;
-        true
     }
 }
 

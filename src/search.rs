@@ -16,11 +16,9 @@ pub trait Sink {
     /// An event with at least one hit. `hits` lists every rule that matched or had it in scope.
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]);
 
-    /// A sampled in-scope event of the given rules (coverage; see [`CoverageMode`]). Returns
-    /// false when the event cannot serve (no time), so that the searcher samples another.
-    fn covered(&mut self, _event: &Event, _rules: &[usize]) -> bool {
-        true
-    }
+    /// A sampled in-scope event of the given rules, with a time (coverage; see
+    /// [`CoverageMode`]).
+    fn covered(&mut self, _event: &Event, _rules: &[usize]) {}
 
     /// Called after each record the searcher decoded, and after the last record of each block
     /// of lines, with the offset just past it; `watch` uses it for checkpoints. Returning false
@@ -286,8 +284,6 @@ struct Searcher<'a> {
     bad: Vec<usize>,
     window: Window,
     cache: LineCache,
-    /// The reader was given the matcher's anchor: blocks come with its hits.
-    anchored: bool,
 }
 
 /// Samples a stretch of candidate records for one scope: the first and the last in-scope
@@ -363,9 +359,7 @@ pub fn search<R: Read, S: Sink>(
 ) -> io::Result<()> {
     let sampled = matcher.coverage_mode() == CoverageMode::Sampled;
     // The reader finds the prefilter's needle on its pass over each block, when there is one.
-    let anchor = matcher.anchor();
-    let anchored = anchor.is_some();
-    reader.set_anchor(anchor);
+    reader.set_anchor(matcher.anchor());
     let mut s = Searcher {
         matcher,
         cfg,
@@ -380,7 +374,6 @@ pub fn search<R: Read, S: Sink>(
             ..Window::default()
         },
         cache: LineCache::default(),
-        anchored,
     };
     let result = s.run(reader, sink, stats, invalid);
     s.end_window(sink, stats);
@@ -446,21 +439,34 @@ impl Searcher<'_> {
             invalid.add(kind, rec.line, || msg);
             return true;
         }
-        if self.matcher.candidates(rec.bytes, &mut self.scratch) {
-            stats.decoded += 1;
-            match decode::decode(rec.bytes, meta, &self.cfg.decode) {
-                Ok(e) => self.evaluate(rec, &e, sink, stats),
-                Err(e) => {
-                    stats.invalid += 1;
-                    invalid.add(decode_error_kind(&e), rec.line, || e.to_string());
-                }
-            }
-            if !sink.after_record(rec) {
-                return false;
-            }
+        if self.matcher.candidates(rec.bytes, &mut self.scratch)
+            && !self.decode_candidate(rec, meta, sink, stats, invalid)
+        {
+            return false;
         }
         self.offer(rec.bytes, meta, sink, stats);
         true
+    }
+
+    /// Decodes a candidate (the scratch holds its rules), evaluates it or counts it invalid,
+    /// and tells the sink the record is done; false when the sink wants no more.
+    fn decode_candidate<S: Sink>(
+        &mut self,
+        rec: &Record<'_>,
+        meta: &RecordMeta,
+        sink: &mut S,
+        stats: &mut Stats,
+        invalid: &mut InvalidTally,
+    ) -> bool {
+        stats.decoded += 1;
+        match decode::decode(rec.bytes, meta, &self.cfg.decode) {
+            Ok(e) => self.evaluate(rec, &e, sink, stats),
+            Err(e) => {
+                stats.invalid += 1;
+                invalid.add(decode_error_kind(&e), rec.line, || e.to_string());
+            }
+        }
+        sink.after_record(rec)
     }
 
     /// Evaluates a decoded candidate and hands its hits to the sink.
@@ -590,7 +596,7 @@ impl Searcher<'_> {
         }
         // Candidates, in line order.
         self.cands.clear();
-        let found = b.anchor_hits.filter(|_| self.anchored);
+        let found = b.anchor_hits;
         self.matcher
             .block_candidates(bytes, b.shape.backslash, found, &mut self.cands);
         self.cands.sort_unstable();
@@ -616,15 +622,7 @@ impl Searcher<'_> {
                 end_offset: b.start_offset + e as u64 + 1,
                 terminated: true,
             };
-            stats.decoded += 1;
-            match decode::decode(rec.bytes, &RecordMeta::default(), &self.cfg.decode) {
-                Ok(ev) => self.evaluate(&rec, &ev, sink, stats),
-                Err(err) => {
-                    stats.invalid += 1;
-                    invalid.add(decode_error_kind(&err), rec.line, || err.to_string());
-                }
-            }
-            if !sink.after_record(&rec) {
+            if !self.decode_candidate(&rec, &RecordMeta::default(), sink, stats, invalid) {
                 return false;
             }
         }

@@ -24,7 +24,7 @@ pub mod prefilter;
 use std::sync::Arc;
 
 use crate::decode::Event;
-use crate::rule::{Condition, FixStatus, Remediation, cond};
+use crate::rule::{Condition, Remediation, cond};
 use prefilter::{ALL_TARGETS, Prefilter, Probe, Requirement, best_requirement};
 
 /// How coverage is kept.
@@ -76,7 +76,6 @@ pub struct Scratch {
     cov: Vec<u32>,
     stamp: Vec<u32>,
     generation: u32,
-    found: Vec<u32>,
 }
 
 impl Scratch {
@@ -211,13 +210,7 @@ impl Matcher {
     /// Fills `scratch` with the rules worth evaluating on one record. Returns false when none is.
     pub fn candidates(&self, bytes: &[u8], scratch: &mut Scratch) -> bool {
         self.begin(scratch);
-        let mut found = std::mem::take(&mut scratch.found);
-        found.clear();
-        self.prefilter.scan(bytes, |t| found.push(t));
-        for &t in &found {
-            self.add(scratch, t);
-        }
-        scratch.found = found;
+        self.prefilter.scan(bytes, |t| self.add(scratch, t));
         !scratch.is_empty()
     }
 
@@ -289,10 +282,5 @@ impl Matcher {
                 None => {}
             }
         }
-    }
-
-    /// Whether a rule is fixed (coverage matters for verification).
-    pub fn is_fixed(&self, rule: usize) -> bool {
-        self.rules[rule].fix.status == FixStatus::Fixed
     }
 }

@@ -320,6 +320,10 @@ pub struct FindingsSink<'a> {
     /// Redacted samples kept per rule and hour (`[state] samples_per_hour`; `None`: the
     /// rule's `[alert] samples`).
     pub samples_per_hour: Option<u32>,
+    /// Where the records are read from, for events without an id field: the file's device and
+    /// inode and its first bytes (`watch`; see [`crate::mode::watch::record_identity`]).
+    /// `None` (`scan`): such an event is known by a hash of its bytes.
+    pub position: Option<((u64, u64), &'a [u8])>,
     pub out: &'a mut Findings,
 }
 
@@ -332,6 +336,17 @@ pub fn identity(event: &Event, bytes: &[u8]) -> String {
 }
 
 impl FindingsSink<'_> {
+    /// A record's occurrence identity: its event's id field, else where it is (`watch`) or a
+    /// hash of its bytes (`scan`).
+    fn identity_of(&self, event: &Event, record: &Record<'_>) -> String {
+        match (&event.id, self.position) {
+            (None, Some((file, head))) => {
+                crate::mode::watch::record_identity(file, head, record.end_offset)
+            }
+            _ => identity(event, record.bytes),
+        }
+    }
+
     fn cover(&mut self, rule: usize, t: Timestamp) {
         let bucket = t.as_second().div_euclid(3600) * 3600;
         let e = self
@@ -349,6 +364,8 @@ impl FindingsSink<'_> {
 impl Sink for FindingsSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
         let time = event.time.or(self.untimed_at);
+        // One identity per record, however many rules it is an occurrence of.
+        let mut id: Option<String> = None;
         for h in hits {
             let rule = match h {
                 Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
@@ -359,6 +376,9 @@ impl Sink for FindingsSink<'_> {
                 self.cover(rule, t);
             }
             if let Hit::Occurrence { rule, signature } = *h {
+                let identity = id
+                    .get_or_insert_with(|| self.identity_of(event, record))
+                    .clone();
                 // A notification shows a few samples of its episode; an episode starts in
                 // some hour, so the first few occurrences of every hour keep a redacted
                 // sample and the rest none: a busy hour of a frequent error costs no
@@ -376,7 +396,7 @@ impl Sink for FindingsSink<'_> {
                 };
                 self.out.occurrences.push(StoredOccurrence {
                     remediation: self.rules[rule].id.clone(),
-                    identity: identity(event, record.bytes),
+                    identity,
                     time,
                     signature: signature as u32,
                     source: self.source.to_string(),
@@ -387,19 +407,14 @@ impl Sink for FindingsSink<'_> {
         }
     }
 
-    fn covered(&mut self, event: &Event, rules: &[usize]) -> bool {
+    /// Sampled coverage only: in exact mode the matcher reports every in-scope event as a hit.
+    fn covered(&mut self, event: &Event, rules: &[usize]) {
         let Some(t) = event.time.or(self.untimed_at) else {
-            return false;
+            return;
         };
         let Some(&first) = rules.first() else {
-            return true;
+            return;
         };
-        if self.coverage == CoverageMode::Exact {
-            for &r in rules {
-                self.cover(r, t);
-            }
-            return true;
-        }
         let bucket = t.as_second().div_euclid(3600) * 3600;
         let e = self.out.groups.entry((first as u32, bucket)).or_insert(t);
         *e = (*e).max(t);
@@ -407,7 +422,6 @@ impl Sink for FindingsSink<'_> {
             .group_rules
             .entry(first as u32)
             .or_insert_with(|| rules.iter().map(|&r| r as u32).collect());
-        true
     }
 }
 

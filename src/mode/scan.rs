@@ -537,6 +537,7 @@ fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
             untimed_at: None,
             coverage: matcher.coverage_mode(),
             samples_per_hour,
+            position: None,
             out: &mut found,
         };
         let r = match (unit.range, input) {

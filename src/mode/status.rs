@@ -89,7 +89,7 @@ pub fn run(
     let mut retired = Vec::new();
     for k in store.known_remediations()? {
         if !loaded.rules.iter().any(|r| r.id == k.id) {
-            let occurrences = store.occurrences(&k.id)?.len() as u64;
+            let occurrences = store.occurrence_times(&k.id)?.len() as u64;
             retired.push(Retired {
                 id: k.id,
                 title: k.title,

@@ -204,21 +204,15 @@ fn load(dir: &Path, coverage: CoverageMode) -> Option<Loaded> {
 }
 
 /// The sink of one read: findings for the store, and a stop when a signal asks for it.
-///
-/// An event without an id field gets its identity from where it is, not from its bytes:
-/// the file (device, inode, and its first bytes up to the record's end) and the record's end
-/// offset. Two identical untimed lines are two occurrences, and a record read again after a
-/// restart or under a rotated name has the same identity, so it is stored once.
 struct WatchSink<'a> {
     inner: FindingsSink<'a>,
     stop: &'a AtomicBool,
-    /// Device and inode of the file read.
-    file: (u64, u64),
-    /// The file's first bytes (up to [`HEAD_BYTES`]).
-    head: &'a [u8],
 }
 
-/// The identity of a record without an id field: its file and its end offset. The head hash
+/// The identity of a record without an id field: where it is, not its bytes — its file
+/// (device, inode, and its first bytes, up to [`HEAD_BYTES`]) and its end offset. Two identical
+/// untimed lines are two occurrences, and a record read again after a restart or under a
+/// rotated name has the same identity, so it is stored once. The head hash
 /// covers the file's first bytes up to the record's end, which are fixed once the record is
 /// written, so the identity is the same whenever (and under whatever name) it is read, and an
 /// inode reused by another file gives other identities.
@@ -234,14 +228,7 @@ pub fn record_identity(file: (u64, u64), head: &[u8], end_offset: u64) -> String
 
 impl Sink for WatchSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
-        let before = self.inner.out.occurrences.len();
         self.inner.hits(record, event, hits);
-        if event.id.is_none() {
-            let id = record_identity(self.file, self.head, record.end_offset);
-            for o in &mut self.inner.out.occurrences[before..] {
-                o.identity = id.clone();
-            }
-        }
     }
     fn after_record(&mut self, _record: &Record<'_>) -> bool {
         !self.stop.load(Ordering::Relaxed)
@@ -879,11 +866,10 @@ impl Looper<'_> {
                     untimed_at: Some(Timestamp::now()),
                     coverage: loaded.matcher.coverage_mode(),
                     samples_per_hour: self.samples_per_hour,
+                    position: Some((file_id, &head)),
                     out: &mut found,
                 },
                 stop: self.stop,
-                file: file_id,
-                head: &head,
             };
             let r = search(
                 &mut reader,

@@ -72,17 +72,21 @@ impl Notification {
             .find(|e| e.identity == intent.episode_start);
         // The episode's first samples (busy hours keep a sample for their first few
         // occurrences only); without an episode, the first recurrences'.
-        let (from, to) = match (ep, rule.fix.status, rule.fix.fixed_at) {
-            (Some(ep), _, _) => (Some(ep.first_seen), Some(ep.last_seen)),
-            (None, FixStatus::Fixed, Some(f)) => (Some(f), None),
-            (None, _, _) => (None, None),
+        let range = match ep {
+            Some(ep) => Some((ep.first_seen, Some(ep.last_seen))),
+            None => rule
+                .fix
+                .fixed_at
+                .filter(|_| rule.fix.status == FixStatus::Fixed)
+                .map(|f| (f, None)),
         };
-        let occ = if ep.is_none() && from.is_none() {
-            Vec::new()
-        } else {
-            store.samples_between(&rule.id, from, to, rule.alert.samples as usize)?
+        let occ = match range {
+            Some((from, to)) => {
+                store.samples_between(&rule.id, Some(from), to, rule.alert.samples as usize)?
+            }
+            None => Vec::new(),
         };
-        let mut samples: Vec<String> = occ
+        let samples: Vec<String> = occ
             .iter()
             .map(|o| {
                 cap_text(
@@ -91,7 +95,6 @@ impl Notification {
                 )
             })
             .collect();
-        samples.truncate(rule.alert.samples as usize);
         let first_seen = ep.map(|e| e.first_seen).or(report.first_seen);
         let last_seen = ep.map(|e| e.last_seen).or(report.last_recurrence);
         let since_fix = match (rule.fix.fixed_at, first_seen) {

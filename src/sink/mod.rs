@@ -11,6 +11,7 @@ pub mod http;
 pub mod message;
 pub mod render;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{ChannelConfig, Config};
 use crate::redact::Redactor;
-use crate::report::summarize;
+use crate::report::{RemediationReport, summarize};
 use crate::rule::Remediation;
 use crate::store::{Delivery, DeliveryStatus, Store, StoreError};
 pub use message::Notification;
@@ -202,6 +203,8 @@ pub fn drain_with(
     let max_attempts = config.notify.max_attempts.max(1);
     let mut channels: BTreeMap<String, Result<Box<dyn Channel>, SendError>> = BTreeMap::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
+    // One report per remediation for the whole drain, however many rows it has.
+    let mut reports: BTreeMap<String, RemediationReport> = BTreeMap::new();
     for d in rows {
         if broken.contains(&d.channel) {
             stats.deferred += 1;
@@ -222,8 +225,11 @@ pub fn drain_with(
                 intent.remediation
             ))),
             Some(rule) => {
-                let report = summarize(rule, store, now)?;
-                let n = Notification::build(&intent, rule, &report, rules, store, redactor, now)?;
+                let report = match reports.entry(rule.id.clone()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(summarize(rule, store, now)?),
+                };
+                let n = Notification::build(&intent, rule, report, rules, store, redactor, now)?;
                 let ch = channels
                     .entry(d.channel.clone())
                     .or_insert_with(|| channel(&d.channel, config, json_console));

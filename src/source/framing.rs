@@ -945,10 +945,6 @@ impl Anchor {
             i2: i1.max(i2),
         })
     }
-
-    pub fn needle(&self) -> &[u8] {
-        &self.needle
-    }
 }
 
 /// One pass over every byte the scanner reads: counts the lines of `bytes`, collects in

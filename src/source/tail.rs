@@ -427,6 +427,13 @@ impl Tailed {
         )))
     }
 
+    /// Whether the bytes just before the offset are no longer the ones read up to it.
+    fn tail_changed(&self) -> bool {
+        self.offset > 0
+            && self.saved_tail.is_some()
+            && tail_hash(&self.file, self.offset).ok() != self.saved_tail
+    }
+
     /// Records that everything before `offset` was searched, unless the file changed under
     /// the read: when the bytes before the old offset are no longer the ones read up to it
     /// (a truncation, copytruncate's included, landed between the last look and the end of
@@ -436,11 +443,7 @@ impl Tailed {
     /// offset: the copy is drained from there, the new content read from its start.
     #[must_use]
     pub fn advance(&mut self, offset: u64, line: u64) -> bool {
-        if !self.rotated
-            && self.offset > 0
-            && self.saved_tail.is_some()
-            && tail_hash(&self.file, self.offset).ok() != self.saved_tail
-        {
+        if !self.rotated && self.tail_changed() {
             self.changed = true;
             return false;
         }
@@ -692,6 +695,8 @@ impl Tailer {
             }
         }
 
+        // Identities of the files there now: what `finished` and `ignored` may keep.
+        let mut ids: BTreeSet<(u64, u64)> = BTreeSet::new();
         for path in &paths {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
@@ -700,16 +705,13 @@ impl Tailer {
                 continue;
             }
             let id = (meta.dev(), meta.ino());
+            ids.insert(id);
             if let Some(t) = self.live.get_mut(path) {
                 if (t.dev, t.ino) == id {
                     let size = meta.len();
                     // Truncated and written again past the offset between two looks: the
                     // bytes before the offset are not the ones read.
-                    let rewritten = size >= t.offset
-                        && t.offset > 0
-                        && size != t.last_size
-                        && t.saved_tail.is_some()
-                        && tail_hash(&t.file, t.offset).ok() != t.saved_tail;
+                    let rewritten = size >= t.offset && size != t.last_size && t.tail_changed();
                     if size < t.offset || rewritten || t.changed {
                         let ev = self.truncated(path, size);
                         events.push(ev);
@@ -769,10 +771,6 @@ impl Tailer {
             let from_end = first && self.start == StartAt::End && !moved.contains(&key);
             self.open_new(path, 0, 1, from_end, &mut events);
         }
-        let ids: BTreeSet<(u64, u64)> = paths
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())))
-            .collect();
         self.finished.retain(|id, _| ids.contains(id));
         self.ignored.retain(|id| ids.contains(id));
         let live = &self.live;

@@ -276,8 +276,6 @@ pub trait Store {
     ) -> Result<bool, StoreError>;
     /// Commits one batch atomically.
     fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
-    /// All occurrences of a remediation, timed ones sorted by time, untimed last.
-    fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError>;
     /// The event times of a remediation's occurrences, sorted, untimed (`None`) last: all that
     /// counts and episodes need, without reading identities, sources and samples.
     fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError>;

@@ -623,20 +623,6 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
-                 WHERE remediation = ?1 ORDER BY event_time IS NULL, event_time, identity",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map(params![remediation], occurrence_row)
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
-    }
-
     fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
         // Served by the (remediation, event_time) index alone.
         let mut st = self
@@ -1067,16 +1053,13 @@ impl Store for SqliteStore {
                     )
                     .map_err(classify)?;
                 let mark = spanning.map_or(cutoff, |f| f.min(cutoff));
-                tx.execute(
-                    "INSERT INTO prune_marks (remediation, before) VALUES (?1, ?2)
-                     ON CONFLICT (remediation) DO UPDATE SET before = max(before, excluded.before)",
-                    params![rem, mark],
-                )
-                .map_err(classify)?;
+                // The mark in force: a later one recorded earlier wins.
                 let mark: i64 = tx
                     .query_row(
-                        "SELECT before FROM prune_marks WHERE remediation = ?1",
-                        params![rem],
+                        "INSERT INTO prune_marks (remediation, before) VALUES (?1, ?2)
+                         ON CONFLICT (remediation) DO UPDATE SET before = max(before, excluded.before)
+                         RETURNING before",
+                        params![rem, mark],
                         |r| r.get(0),
                     )
                     .map_err(classify)?;
@@ -1170,6 +1153,25 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
     let probe: PathBuf = dir.join(format!(".recur-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// All occurrences of a remediation, timed ones sorted by time, untimed last: whole rows,
+    /// for tests to look at (the stages need only times and samples).
+    fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
+                 WHERE remediation = ?1 ORDER BY event_time IS NULL, event_time, identity",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![remediation], occurrence_row)
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
 }
 
 #[cfg(test)]

@@ -95,11 +95,11 @@ impl FieldName {
         match self {
             FieldName::Line => lookup(event, &FieldPath::Line),
             FieldName::Path(p) => event.get(p).map(FieldRef::Json),
-            FieldName::Dotted { flat, path } => event
+            // Unquoted parts hold no dots, so `flat` read as a path is `path`.
+            FieldName::Dotted { flat, .. } => event
                 .fields
                 .as_object()
-                .and_then(|m| m.get(flat.as_str()))
-                .or_else(|| event.get(path))
+                .and_then(|m| crate::decode::field(m, flat))
                 .map(FieldRef::Json),
         }
     }

@@ -230,6 +230,9 @@ impl Sink for WatchSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
         self.inner.hits(record, event, hits);
     }
+    fn covered(&mut self, event: &Event, rules: &[usize]) {
+        self.inner.covered(event, rules);
+    }
     fn after_record(&mut self, _record: &Record<'_>) -> bool {
         !self.stop.load(Ordering::Relaxed)
     }

@@ -1265,3 +1265,48 @@ fn health_follows_the_loop() {
     assert!(w.get("/healthz").ends_with("ok\n"));
     assert_eq!(w.stop(), 0);
 }
+
+/// Sampled coverage (the default) reaches the store from `watch` as from `scan`: a staging log
+/// that stays quiet for longer than `verify` after the fix verifies it, although none of its
+/// lines is a candidate of the rule.
+#[test]
+fn a_quiet_log_verifies_a_fix_with_sampled_coverage() {
+    let ws = Workspace::new();
+    ws.rule(
+        "quiet",
+        r#"
+id = "QUIET"
+title = "Quiet after the fix"
+owner = "team@example.com"
+analysis = "https://example.com/a"
+[fix]
+status = "fixed"
+fixed_at = "2025-09-10T00:00:00Z"
+verify = "1h"
+[scope]
+environment = "staging"
+[[signature]]
+error_code = "NO_TOKEN"
+"#,
+    );
+    // Written before the harness's default (exact coverage) would be.
+    ws.write("recur.toml", "[coverage]\nmode = \"sampled\"\n");
+    ws.write("logs/app.log", "");
+    let w = Watch::start(&ws, &["logs/app.log"]);
+    let mut lines = String::new();
+    for m in 0..180 {
+        lines.push_str(&format!(
+            "{{\"timestamp\":\"2025-09-10T{:02}:{:02}:00Z\",\"environment\":\"staging\",\"error_code\":\"OK\"}}\n",
+            m / 60,
+            m % 60
+        ));
+    }
+    append(&ws.join("logs/app.log"), &lines);
+    w.wait_metric("recur_events_total", 180, 10);
+    w.wait_settled(10);
+    assert_eq!(w.stop(), 0);
+    let v = ws.recur().args(["status", "--format", "json"]).run().json();
+    let r = &v["remediations"][0];
+    assert_eq!(r["id"], "QUIET", "{v}");
+    assert_eq!(r["verdict"], "verified", "{r}");
+}

@@ -795,3 +795,14 @@ code = "BOOM"
         .code(1);
     insta::assert_json_snapshot!(out.json(), { ".inputs.seconds" => "[seconds]" });
 }
+
+/// The shipped rules are valid and their own `[[example]]`s pass.
+#[test]
+fn shipped_rules_check_and_pass_their_examples() {
+    let ws = Workspace::new();
+    ws.shipped_rules();
+    ws.recur().arg("check").run().code(0);
+    let out = ws.recur().arg("test").run().code(0);
+    assert!(out.stdout.contains(" 0 failed"), "{}", out.stdout);
+    assert!(!out.stdout.contains("FAIL "), "{}", out.stdout);
+}

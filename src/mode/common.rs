@@ -20,7 +20,7 @@ use crate::search::Sink;
 use crate::sink::channels_for;
 use crate::source::framing::Record;
 use crate::store::{
-    DeliveryStatus, SqliteStore, Store, StoreError, StoredIntent, StoredOccurrence,
+    DeliveryStatus, Identity, NewOccurrence, SqliteStore, Store, StoreError, StoredIntent,
 };
 use crate::track::{IntentDraft, IntentKind, intents_for};
 
@@ -281,7 +281,10 @@ pub const SAMPLE_BYTES: usize = 2048;
 /// event time of the bucket.
 #[derive(Debug, Default)]
 pub struct Findings {
-    pub occurrences: Vec<StoredOccurrence>,
+    pub occurrences: Vec<NewOccurrence>,
+    /// The remediation ids and the source name the occurrences share, made once.
+    names: Vec<Option<Arc<str>>>,
+    source: Option<Arc<str>>,
     pub coverage: CoverageMap,
     /// Sampled coverage per scope group (keyed by the group's first rule) and hour bucket:
     /// a sample covers every rule of its group, so it is noted once here and spread over the
@@ -328,23 +331,34 @@ pub struct FindingsSink<'a> {
 }
 
 /// An occurrence's identity: the event's id field, else a hash of the record's bytes.
-pub fn identity(event: &Event, bytes: &[u8]) -> String {
+pub fn identity(event: &Event, bytes: &[u8]) -> Identity {
     match &event.id {
-        Some(id) => format!("id:{id}"),
-        None => format!("h:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes)),
+        Some(id) => Identity::Text(format!("id:{id}").into()),
+        None => Identity::Hash(xxhash_rust::xxh3::xxh3_128(bytes)),
     }
 }
 
 impl FindingsSink<'_> {
     /// A record's occurrence identity: its event's id field, else where it is (`watch`) or a
     /// hash of its bytes (`scan`).
-    fn identity_of(&self, event: &Event, record: &Record<'_>) -> String {
+    fn identity_of(&self, event: &Event, record: &Record<'_>) -> Identity {
         match (&event.id, self.position) {
-            (None, Some((file, head))) => {
-                crate::mode::watch::record_identity(file, head, record.end_offset)
-            }
+            (None, Some((file, head))) => Identity::Text(
+                crate::mode::watch::record_identity(file, head, record.end_offset).into(),
+            ),
             _ => identity(event, record.bytes),
         }
+    }
+
+    /// The shared name of a rule's remediation id.
+    fn name(&mut self, rule: usize) -> Arc<str> {
+        let names = &mut self.out.names;
+        if names.len() <= rule {
+            names.resize(rule + 1, None);
+        }
+        names[rule]
+            .get_or_insert_with(|| self.rules[rule].id.as_str().into())
+            .clone()
     }
 
     fn cover(&mut self, rule: usize, t: Timestamp) {
@@ -365,7 +379,7 @@ impl Sink for FindingsSink<'_> {
     fn hits(&mut self, record: &Record<'_>, event: &Event, hits: &[Hit]) {
         let time = event.time.or(self.untimed_at);
         // One identity per record, however many rules it is an occurrence of.
-        let mut id: Option<String> = None;
+        let mut id: Option<Identity> = None;
         for h in hits {
             let rule = match h {
                 Hit::Occurrence { rule, .. } | Hit::InScope { rule } => *rule,
@@ -394,12 +408,18 @@ impl Sink for FindingsSink<'_> {
                 } else {
                     String::new()
                 };
-                self.out.occurrences.push(StoredOccurrence {
-                    remediation: self.rules[rule].id.clone(),
+                let remediation = self.name(rule);
+                let source = self
+                    .out
+                    .source
+                    .get_or_insert_with(|| self.source.into())
+                    .clone();
+                self.out.occurrences.push(NewOccurrence {
+                    remediation,
                     identity,
                     time,
                     signature: signature as u32,
-                    source: self.source.to_string(),
+                    source,
                     line: record.line,
                     sample,
                 });

@@ -1,7 +1,7 @@
 //! `recur scan`: the cron batch. Reads every input to the end in parallel, commits what it
 //! found, records notification intents, drains the outbox and exits with a status that is news.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::search::{InvalidTally, SearchConfig, Stats, search};
 use crate::source::framing::{Framing, RecordReader};
 use crate::source::open::{Compression, open, sniff};
 use crate::source::{Input, SourceError, WorkUnit, expand, open_chunk, plan_units};
-use crate::store::{Batch, CoverageCell, InputRecord, Origin, Replace, StoredOccurrence};
+use crate::store::{Batch, CoverageCell, InputRecord, NewOccurrence, Origin, Replace};
 
 /// Output format of `scan` and `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -138,7 +138,7 @@ pub struct ScanReport {
 struct UnitResult {
     stats: Stats,
     invalid: InvalidTally,
-    occurrences: Vec<StoredOccurrence>,
+    occurrences: Vec<NewOccurrence>,
     /// (rule, hour bucket) → (count, max time)
     coverage: common::CoverageMap,
     lines: u64,
@@ -213,6 +213,8 @@ pub fn run(
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
+        // Named, so that a profile tells the readers from the thread that stores.
+        .thread_name(|i| format!("recur-read-{i}"))
         .build()?;
     let ctx = UnitCtx {
         max_line,
@@ -223,173 +225,47 @@ pub fn run(
         samples_per_hour: config.state.samples_per_hour,
         mmap: !args.no_mmap,
     };
-    // Bounds given as times are known now: each input is committed as soon as it has been read,
-    // while the others are still being read, so that memory holds the findings of the inputs in
-    // flight rather than of the whole scan. A bound given as a duration counts back from the
-    // newest event, known only once every input has been read: then all commit at the end.
+    let mut parts_of = vec![0usize; todo.len()];
+    for u in &units {
+        parts_of[u.input] += 1;
+    }
+    let mut c = Committer {
+        store: store.as_mut(),
+        rules: &rules,
+        by_id: rules.iter().map(|r| (r.id.as_str(), r)).collect(),
+        todo: &todo,
+        keys: &keys,
+        params: &params,
+        parts_of,
+        assemblies: BTreeMap::new(),
+        open: None,
+        summary: InputSummary {
+            skipped,
+            ..Default::default()
+        },
+        input_errors: BTreeMap::new(),
+        input_warnings: BTreeMap::new(),
+        abort_after: abort_after_commits(),
+        commits: 0,
+        new_recurrences: 0,
+        bounds: None,
+    };
+    // Bounds given as times are known now: each input is committed as soon as it has been read
+    // (and a large one stored while it is read), while the others are still being read, so
+    // that memory holds the findings of the inputs in flight rather than of the whole scan. A
+    // bound given as a duration counts back from the newest event, known only once every
+    // input has been read: then all commit at the end.
     let bounds_known = ![args.since, args.until]
         .iter()
         .flatten()
         .any(|b| matches!(b, TimeBound::Ago(_)));
-    let mut pending = vec![0usize; todo.len()];
-    for u in &units {
-        pending[u.input] += 1;
+    if bounds_known {
+        let known = |b: Option<TimeBound>| b.map(|b| b.resolve(now));
+        c.bounds = Some((known(args.since), known(args.until)));
     }
-    let mut summary = InputSummary {
-        skipped,
-        ..Default::default()
-    };
-    // Per input, so that they are reported in input order whatever order inputs finish in.
-    let mut input_errors: BTreeMap<usize, SourceError> = BTreeMap::new();
-    let mut input_warnings: BTreeMap<usize, SourceError> = BTreeMap::new();
 
-    // Merges the parts of one input (chunks, in order), fixing chunk-local line numbers; returns
-    // its findings and whether reading it failed part-way.
-    let mut merge = |idx: usize, mut parts: Vec<(WorkUnit, UnitResult)>| -> (UnitResult, bool) {
-        parts.sort_by_key(|(u, _)| u.chunk);
-        let mut acc = UnitResult::default();
-        let mut line_base = 0;
-        for (_, mut r) in parts {
-            for o in &mut r.occurrences {
-                o.line += line_base;
-            }
-            acc.invalid.merge(&r.invalid, line_base);
-            acc.stats.add(&r.stats);
-            acc.occurrences.append(&mut r.occurrences);
-            for (k, (n, t)) in r.coverage {
-                let e = acc.coverage.entry(k).or_insert((0, t));
-                e.0 += n;
-                e.1 = e.1.max(t);
-            }
-            if acc.error.is_none() && r.error.is_some() {
-                acc.error = r.error;
-                acc.error_line = r.error_line.map(|l| l + line_base);
-            }
-            line_base += r.lines;
-        }
-        let name = todo[idx].display_name();
-        if let Some((line, msg)) = acc.invalid.summary() {
-            input_warnings.insert(
-                idx,
-                SourceError {
-                    path: name.clone(),
-                    line: Some(line),
-                    message: msg,
-                },
-            );
-        }
-        let failed = acc.error.is_some();
-        if let Some(e) = acc.error.take() {
-            input_errors.insert(
-                idx,
-                SourceError {
-                    path: name,
-                    line: acc.error_line,
-                    message: e,
-                },
-            );
-        }
-        summary.files += 1;
-        summary.lines += acc.stats.records;
-        summary.bytes += acc.stats.bytes;
-        summary.events += acc.stats.events();
-        summary.invalid += acc.stats.invalid;
-        summary.untimed += acc.stats.untimed;
-        summary.decoded += acc.stats.decoded;
-        summary.newest_event = summary.newest_event.max(acc.stats.newest);
-        (acc, failed)
-    };
-
-    // One transaction per input: occurrences, coverage and the input's fingerprint together,
-    // so a run killed at any point leaves whole inputs behind and the next run redoes the rest.
-    let abort_after = abort_after_commits();
-    let mut commits = 0usize;
-    let mut new_recurrences = 0u64;
-    let mut commit = |idx: usize,
-                      acc: UnitResult,
-                      failed: bool,
-                      since: Option<Timestamp>,
-                      until: Option<Timestamp>|
-     -> anyhow::Result<()> {
-        let in_range = |t: Option<Timestamp>| match t {
-            None => since.is_none() && until.is_none(),
-            Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
-        };
-        let input_key = keys[idx].clone();
-        let cov_input = input_key
-            .as_ref()
-            .map_or_else(|| "<stdin>".to_string(), |k| k.first_line.clone());
-        let mut batch = Batch {
-            occurrences: acc
-                .occurrences
-                .into_iter()
-                .filter(|o| in_range(o.time))
-                .collect(),
-            ..Default::default()
-        };
-        for ((rule, bucket), (count, max_time)) in acc.coverage {
-            if since.is_some_and(|s| max_time < s)
-                || until.is_some_and(|u| Timestamp::from_second(bucket).is_ok_and(|b| b >= u))
-            {
-                continue;
-            }
-            batch.coverage.push(CoverageCell {
-                remediation: rules[rule as usize].id.clone(),
-                bucket,
-                input: cov_input.clone(),
-                count,
-                max_time,
-            });
-        }
-        batch
-            .coverage
-            .sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
-        // An input that failed part-way is not marked done: the next run reads it again. Its
-        // findings are added, but replace nothing (the part not read may hold the rest).
-        if let Some(k) = input_key {
-            batch.origin = Some(Origin {
-                key: k.head.clone(),
-                size: k.size,
-                tail: k.tail.clone(),
-                path: todo[idx].display_name(),
-                replace: (!failed).then(|| Replace {
-                    remediations: rules.iter().map(|r| r.id.clone()).collect(),
-                    since,
-                    until,
-                }),
-            });
-            if !failed {
-                batch.inputs.push(InputRecord {
-                    key: k.head,
-                    path: todo[idx].display_name(),
-                    size: k.size,
-                    tail: k.tail,
-                    params: params.clone(),
-                });
-            }
-        }
-        let outcome = store.commit(&batch)?;
-        commits += 1;
-        if abort_after.is_some_and(|n| commits >= n) {
-            std::process::abort();
-        }
-        for i in outcome.new_occurrences {
-            let o = &batch.occurrences[i];
-            let rule = rules.iter().find(|r| r.id == o.remediation);
-            if let (Some(rule), Some(t)) = (rule, o.time) {
-                if rule.is_recurrence_time(t) {
-                    new_recurrences += 1;
-                }
-            }
-        }
-        Ok(())
-    };
-
-    // The workers read; this thread merges each input once all its parts are in, and commits.
-    let known = |b: Option<TimeBound>| b.map(|b| b.resolve(now));
-    let mut merged: Vec<(usize, UnitResult, bool)> = Vec::new();
-    let mut parts: BTreeMap<usize, Vec<(WorkUnit, UnitResult)>> = BTreeMap::new();
-    // Bounded: when committing falls behind reading, the workers wait instead of piling up
+    // The workers read; this thread puts each input's parts together in order and stores them.
+    // Bounded: when storing falls behind reading, the workers wait instead of piling up
     // findings.
     let (tx, rx) =
         std::sync::mpsc::sync_channel::<(WorkUnit, UnitResult)>(2 * pool.current_num_threads());
@@ -404,29 +280,35 @@ pub fn run(
             })
         });
         for (u, r) in rx {
-            let idx = u.input;
-            parts.entry(idx).or_default().push((u, r));
-            pending[idx] -= 1;
-            if pending[idx] > 0 {
-                continue;
-            }
-            let (acc, failed) = merge(idx, parts.remove(&idx).unwrap_or_default());
-            if bounds_known {
-                commit(idx, acc, failed, known(args.since), known(args.until))?;
-            } else {
-                merged.push((idx, acc, failed));
-            }
+            c.arrive(u, r)?;
         }
         Ok(())
     })?;
     // Event-time bounds counted back from the newest event, now that it is known.
-    let reference = summary.newest_event.unwrap_or(now);
-    let since = args.since.map(|b| b.resolve(reference));
-    let until = args.until.map(|b| b.resolve(reference));
-    merged.sort_by_key(|(idx, _, _)| *idx);
-    for (idx, acc, failed) in merged {
-        commit(idx, acc, failed, since, until)?;
+    if c.bounds.is_none() {
+        let newest = c
+            .assemblies
+            .values()
+            .filter_map(|a| a.acc.stats.newest)
+            .max();
+        let reference = newest.unwrap_or(now);
+        c.bounds = Some((
+            args.since.map(|b| b.resolve(reference)),
+            args.until.map(|b| b.resolve(reference)),
+        ));
+        let done: Vec<usize> = c.assemblies.keys().copied().collect();
+        for idx in done {
+            c.store_input(idx)?;
+        }
     }
+    let Committer {
+        summary,
+        input_errors,
+        input_warnings,
+        new_recurrences,
+        ..
+    } = c;
+    let mut summary = summary;
     errors.extend(input_errors.into_values());
     let mut warnings: Vec<SourceError> = input_warnings.into_values().collect();
 
@@ -501,6 +383,247 @@ pub fn run(
         0
     };
     Ok(code)
+}
+
+/// An input whose parts (chunks) are being put together, in order.
+#[derive(Default)]
+struct Assembly {
+    /// Parts that arrived before the ones in front of them.
+    waiting: BTreeMap<usize, UnitResult>,
+    /// The next part to take.
+    next: usize,
+    /// Lines of the parts taken (chunk-local line numbers are offset by it).
+    line_base: u64,
+    /// Everything taken but occurrences.
+    acc: UnitResult,
+    /// Occurrences taken and not stored yet.
+    found: Vec<NewOccurrence>,
+}
+
+/// Occurrences an input gathers before its batch is opened and they are stored while the rest
+/// is read. An input with fewer (the usual case: recurrences are rare) is stored in one short
+/// transaction once read; one with more holds the state's write lock while it is read, and
+/// other writers wait for it (busy timeout), but the store's work overlaps the reading.
+const STREAM_AFTER: usize = 4096;
+
+/// Puts each input's parts together and stores it: one transaction per input (occurrences,
+/// coverage and the input's fingerprint together), so a run killed at any point leaves whole
+/// inputs behind and the next run redoes the rest.
+struct Committer<'a> {
+    store: &'a mut dyn crate::store::Store,
+    rules: &'a [Remediation],
+    by_id: HashMap<&'a str, &'a Remediation>,
+    todo: &'a [Input],
+    keys: &'a [Option<InputKey>],
+    params: &'a str,
+    /// Number of parts of each input.
+    parts_of: Vec<usize>,
+    assemblies: BTreeMap<usize, Assembly>,
+    /// The input whose batch is open in the store.
+    open: Option<usize>,
+    summary: InputSummary,
+    // Per input, so that they are reported in input order whatever order inputs finish in.
+    input_errors: BTreeMap<usize, SourceError>,
+    input_warnings: BTreeMap<usize, SourceError>,
+    abort_after: Option<usize>,
+    commits: usize,
+    new_recurrences: u64,
+    /// The event-time bounds, once known (`None`: every input waits for the end).
+    bounds: Option<(Option<Timestamp>, Option<Timestamp>)>,
+}
+
+impl Committer<'_> {
+    /// A part has been read.
+    fn arrive(&mut self, u: WorkUnit, r: UnitResult) -> anyhow::Result<()> {
+        let idx = u.input;
+        let a = self.assemblies.entry(idx).or_default();
+        a.waiting.insert(u.chunk, r);
+        self.take_parts(idx);
+        if self.bounds.is_none() {
+            return Ok(());
+        }
+        let a = &self.assemblies[&idx];
+        let complete = a.next == self.parts_of[idx];
+        match self.open {
+            Some(open) if open == idx => {
+                self.add(idx)?;
+                if complete {
+                    self.store_input(idx)?;
+                    // Inputs read whole while this one was open.
+                    let done: Vec<usize> = (self.assemblies.iter())
+                        .filter(|(i, a)| a.next == self.parts_of[**i])
+                        .map(|(i, _)| *i)
+                        .collect();
+                    for i in done {
+                        self.store_input(i)?;
+                    }
+                }
+            }
+            // Another input is open: this one waits for it.
+            Some(_) => {}
+            None if complete => self.store_input(idx)?,
+            None if a.found.len() >= STREAM_AFTER => {
+                self.begin(idx)?;
+                self.add(idx)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the parts of an input that are next in order: their line numbers made
+    /// input-wide, their counts merged.
+    fn take_parts(&mut self, idx: usize) {
+        let a = self.assemblies.get_mut(&idx).expect("assembly");
+        while let Some(mut r) = a.waiting.remove(&a.next) {
+            a.next += 1;
+            for o in &mut r.occurrences {
+                o.line += a.line_base;
+            }
+            a.found.append(&mut r.occurrences);
+            let acc = &mut a.acc;
+            acc.invalid.merge(&r.invalid, a.line_base);
+            acc.stats.add(&r.stats);
+            for (k, (n, t)) in r.coverage {
+                let e = acc.coverage.entry(k).or_insert((0, t));
+                e.0 += n;
+                e.1 = e.1.max(t);
+            }
+            if acc.error.is_none() && r.error.is_some() {
+                acc.error = r.error;
+                acc.error_line = r.error_line.map(|l| l + a.line_base);
+            }
+            a.line_base += r.lines;
+        }
+    }
+
+    /// The whole input an input's occurrences come from; it replaces its earlier reading
+    /// unless reading it failed part-way (the part not read may hold the rest).
+    fn origin(&self, idx: usize, failed: bool) -> Option<Origin> {
+        let k = self.keys[idx].as_ref()?;
+        let (since, until) = self.bounds.unwrap_or_default();
+        Some(Origin {
+            key: k.head.clone(),
+            size: k.size,
+            tail: k.tail.clone(),
+            path: self.todo[idx].display_name(),
+            replace: (!failed).then(|| Replace {
+                remediations: self.rules.iter().map(|r| r.id.clone()).collect(),
+                since,
+                until,
+            }),
+        })
+    }
+
+    fn begin(&mut self, idx: usize) -> anyhow::Result<()> {
+        let origin = self.origin(idx, false);
+        self.store.begin(origin.as_ref())?;
+        self.open = Some(idx);
+        Ok(())
+    }
+
+    /// Stores the occurrences an open input has gathered (those in the time range).
+    fn add(&mut self, idx: usize) -> anyhow::Result<()> {
+        let (since, until) = self.bounds.unwrap_or_default();
+        let in_range = |t: Option<Timestamp>| match t {
+            None => since.is_none() && until.is_none(),
+            Some(t) => since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u),
+        };
+        let a = self.assemblies.get_mut(&idx).expect("assembly");
+        let mut found = std::mem::take(&mut a.found);
+        found.retain(|o| in_range(o.time));
+        for i in self.store.add(&found)? {
+            let o = &found[i];
+            if let (Some(rule), Some(t)) = (self.by_id.get(&*o.remediation), o.time) {
+                if rule.is_recurrence_time(t) {
+                    self.new_recurrences += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the rest of an input that has been read whole, and commits it.
+    fn store_input(&mut self, idx: usize) -> anyhow::Result<()> {
+        if self.open != Some(idx) {
+            self.begin(idx)?;
+        }
+        self.add(idx)?;
+        let mut acc = self.assemblies.remove(&idx).expect("assembly").acc;
+        self.open = None;
+        let name = self.todo[idx].display_name();
+        if let Some((line, msg)) = acc.invalid.summary() {
+            self.input_warnings.insert(
+                idx,
+                SourceError {
+                    path: name.clone(),
+                    line: Some(line),
+                    message: msg,
+                },
+            );
+        }
+        let failed = acc.error.is_some();
+        if let Some(e) = acc.error.take() {
+            self.input_errors.insert(
+                idx,
+                SourceError {
+                    path: name.clone(),
+                    line: acc.error_line,
+                    message: e,
+                },
+            );
+        }
+        let s = &mut self.summary;
+        s.files += 1;
+        s.lines += acc.stats.records;
+        s.bytes += acc.stats.bytes;
+        s.events += acc.stats.events();
+        s.invalid += acc.stats.invalid;
+        s.untimed += acc.stats.untimed;
+        s.decoded += acc.stats.decoded;
+        s.newest_event = s.newest_event.max(acc.stats.newest);
+
+        let (since, until) = self.bounds.unwrap_or_default();
+        let key = self.keys[idx].as_ref();
+        let cov_input = key.map_or_else(|| "<stdin>".to_string(), |k| k.first_line.clone());
+        let mut batch = Batch {
+            origin: self.origin(idx, failed),
+            ..Default::default()
+        };
+        for ((rule, bucket), (count, max_time)) in acc.coverage {
+            if since.is_some_and(|s| max_time < s)
+                || until.is_some_and(|u| Timestamp::from_second(bucket).is_ok_and(|b| b >= u))
+            {
+                continue;
+            }
+            batch.coverage.push(CoverageCell {
+                remediation: self.rules[rule as usize].id.clone(),
+                bucket,
+                input: cov_input.clone(),
+                count,
+                max_time,
+            });
+        }
+        batch
+            .coverage
+            .sort_by(|a, b| (&a.remediation, a.bucket).cmp(&(&b.remediation, b.bucket)));
+        // An input that failed part-way is not marked done: the next run reads it again.
+        if let (Some(k), false) = (key, failed) {
+            batch.inputs.push(InputRecord {
+                key: k.head.clone(),
+                path: name,
+                size: k.size,
+                tail: k.tail.clone(),
+                params: self.params.to_string(),
+            });
+        }
+        self.store.finish(&batch)?;
+        self.commits += 1;
+        if self.abort_after.is_some_and(|n| self.commits >= n) {
+            std::process::abort();
+        }
+        Ok(())
+    }
 }
 
 /// What every work unit of a scan shares.

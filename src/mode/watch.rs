@@ -769,13 +769,13 @@ impl Looper<'_> {
             Metrics::add(&m.commits, 1);
             for i in &outcome.new_occurrences {
                 let o = &batch.occurrences[*i];
-                let rule = loaded.rules.iter().find(|r| r.id == o.remediation);
+                let rule = loaded.rules.iter().find(|r| r.id == *o.remediation);
                 if let (Some(rule), Some(t)) = (rule, o.time) {
                     if rule.is_recurrence_time(t) {
                         Metrics::add(&m.recurrences, 1);
                     }
                 }
-                self.refresh.insert(o.remediation.clone());
+                self.refresh.insert(o.remediation.to_string());
             }
         }
         for (t, deleted) in tailer.close_drained(Instant::now()) {

@@ -7,6 +7,9 @@
 
 pub mod sqlite;
 
+use std::fmt;
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -53,6 +56,75 @@ pub struct StoredOccurrence {
     pub source: String,
     pub line: u64,
     /// Redacted, size-capped text of the event.
+    pub sample: String,
+}
+
+/// An occurrence's identity: what makes two readings of one event the same occurrence.
+///
+/// The order is the store's key order (text before hashes, then bytes), so that rows sorted by
+/// it are inserted in the order of the primary key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Identity {
+    /// `id:<value>` from an id field, or where a tailed record is (`f:…`, see
+    /// [`crate::mode::watch::record_identity`]).
+    Text(Box<str>),
+    /// A hash (xxh3-128) of the record's bytes, written `h:<32 hex digits>`. Stored as 16
+    /// bytes: the key of every occurrence row and of both its indexes, so its size is most of
+    /// what inserting an occurrence costs.
+    Hash(u128),
+}
+
+impl Identity {
+    /// Parses the written form (`h:<32 hex>` is a hash, anything else text).
+    pub fn parse(s: &str) -> Identity {
+        match s.strip_prefix("h:") {
+            // Lower-case only, as written: every identity reads back as it was written.
+            Some(hex)
+                if hex.len() == 32
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Identity::Hash(u128::from_str_radix(hex, 16).unwrap_or_default())
+            }
+            _ => Identity::Text(s.into()),
+        }
+    }
+}
+
+impl From<&str> for Identity {
+    fn from(s: &str) -> Identity {
+        Identity::parse(s)
+    }
+}
+
+impl From<String> for Identity {
+    fn from(s: String) -> Identity {
+        Identity::parse(&s)
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Text(s) => f.write_str(s),
+            Identity::Hash(h) => write!(f, "h:{h:032x}"),
+        }
+    }
+}
+
+/// An occurrence as a batch brings it to the store. Cheap to make: a scan at a 5% match rate
+/// makes one for every twentieth line, so the names it shares with its neighbours (the
+/// remediation, the source) are shared, not copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOccurrence {
+    pub remediation: Arc<str>,
+    pub identity: Identity,
+    pub time: Option<Timestamp>,
+    pub signature: u32,
+    pub source: Arc<str>,
+    pub line: u64,
+    /// Redacted, size-capped text of the event; empty when this occurrence keeps none.
     pub sample: String,
 }
 
@@ -131,7 +203,7 @@ pub struct Checkpoint {
 /// Everything one batch of input changes, committed in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    pub occurrences: Vec<StoredOccurrence>,
+    pub occurrences: Vec<NewOccurrence>,
     pub coverage: Vec<CoverageCell>,
     pub inputs: Vec<InputRecord>,
     pub checkpoints: Vec<Checkpoint>,
@@ -274,8 +346,37 @@ pub trait Store {
         tail: &str,
         params: &str,
     ) -> Result<bool, StoreError>;
-    /// Commits one batch atomically.
-    fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError>;
+    /// Commits one batch atomically: [`Store::begin`], [`Store::add`] and [`Store::finish`].
+    fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
+        self.begin(batch.origin.as_ref())?;
+        let done = self
+            .add(&batch.occurrences)
+            .and_then(|new| self.finish(batch).map(|()| new));
+        match done {
+            Ok(new_occurrences) => Ok(BatchOutcome { new_occurrences }),
+            Err(e) => {
+                self.abort();
+                Err(e)
+            }
+        }
+    }
+    /// Opens the transaction of one batch, whose occurrences then come in parts
+    /// ([`Store::add`]), so that a large input is stored while the rest of it is still being
+    /// read; [`Store::finish`] commits it, [`Store::abort`] (or dropping the store, or the
+    /// process dying) leaves the store as it was. `origin` is the whole input the occurrences
+    /// come from; when it replaces (`origin.replace`), an event already stored takes the time
+    /// and signature of this reading.
+    fn begin(&mut self, origin: Option<&Origin>) -> Result<(), StoreError>;
+    /// Stores a part of the open batch's occurrences; returns the positions (in `occurrences`)
+    /// of those the store had not seen before, this batch's earlier parts included.
+    fn add(&mut self, occurrences: &[NewOccurrence]) -> Result<Vec<usize>, StoreError>;
+    /// Commits the open batch with the rest of it (`batch.occurrences` is not read: they came
+    /// through [`Store::add`]). When `batch.origin` replaces, what the same input contributed
+    /// before and this reading did not bring again is removed (see [`Origin`]); without
+    /// `replace` (an input that failed part-way) nothing is removed.
+    fn finish(&mut self, batch: &Batch) -> Result<(), StoreError>;
+    /// Rolls the open batch back, if one is open.
+    fn abort(&mut self);
     /// The event times of a remediation's occurrences, sorted, untimed (`None`) last: all that
     /// counts and episodes need, without reading identities, sources and samples.
     fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError>;

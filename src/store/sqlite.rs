@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -12,10 +13,10 @@ use super::*;
 use crate::track::IntentDraft;
 
 /// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2, V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2, V3, V4];
 
 /// Version 1, the first shipped schema (public so tests can build a file an older recur wrote).
 pub const SCHEMA_V1: &str = r#"
@@ -144,6 +145,95 @@ ALTER TABLE inputs_v2 RENAME TO inputs;
 const V3: &str = "ALTER TABLE checkpoints ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
      CREATE INDEX deliveries_status ON deliveries (status)";
 
+/// Version 4: lean occurrence rows. The remediation and the input an occurrence came from
+/// are references (`rule_refs`, `origins`) and a hashed identity is 16 bytes instead of 34
+/// characters: the row and both its index entries were about 170 and 200 bytes, mostly the
+/// same remediation id, path and input hashes repeated; they are now about 40 and 30, which
+/// halves what storing an occurrence costs (a scan storing 163,000 of them). An identity is
+/// a BLOB for a hash and TEXT otherwise (SQLite keeps each value's own type in a column
+/// declared BLOB), so the two can never be equal. `recorded_at` becomes `read_at`, the time
+/// of the commit that last read the occurrence: a re-read input removes, at its end, what it
+/// contributed before and did not read again.
+const V4: &str = r#"
+CREATE TABLE rule_refs (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE origins (
+    id         INTEGER PRIMARY KEY,
+    source     TEXT NOT NULL,       -- the input's name (a tailed file's path)
+    input_key  TEXT NOT NULL,       -- the whole input's content key, '' for tailed files
+    input_size INTEGER NOT NULL,
+    input_tail TEXT NOT NULL,
+    UNIQUE (input_key, source, input_size, input_tail)
+);
+INSERT INTO rule_refs (name) SELECT DISTINCT remediation FROM occurrences ORDER BY remediation;
+INSERT INTO origins (source, input_key, input_size, input_tail)
+    SELECT DISTINCT source, input_key, input_size, input_tail FROM occurrences;
+CREATE TABLE occurrences_v4 (
+    rule       INTEGER NOT NULL,    -- rule_refs.id
+    identity   BLOB NOT NULL,       -- 16 bytes (hash) or TEXT
+    event_time INTEGER,             -- unix nanoseconds, NULL when untimed
+    signature  INTEGER NOT NULL,
+    origin     INTEGER NOT NULL,    -- origins.id
+    line       INTEGER NOT NULL,
+    sample     TEXT NOT NULL,       -- '' when this occurrence keeps none
+    read_at    INTEGER NOT NULL,    -- unix ns of the commit that last read it
+    PRIMARY KEY (rule, identity)
+) WITHOUT ROWID;
+INSERT INTO occurrences_v4
+    SELECT r.id,
+           CASE WHEN length(o.identity) = 34 AND o.identity GLOB 'h:*'
+                THEN COALESCE(unhex(substr(o.identity, 3)), o.identity) ELSE o.identity END,
+           o.event_time, o.signature, g.id, o.line, o.sample, o.recorded_at
+    FROM occurrences o
+    JOIN rule_refs r ON r.name = o.remediation
+    JOIN origins g ON g.input_key = o.input_key AND g.source = o.source
+                  AND g.input_size = o.input_size AND g.input_tail = o.input_tail;
+DROP TABLE occurrences;
+ALTER TABLE occurrences_v4 RENAME TO occurrences;
+CREATE INDEX occurrences_time ON occurrences (rule, event_time);
+CREATE INDEX occurrences_origin ON occurrences (origin);
+"#;
+
+/// An identity as stored: 16 big-endian bytes for a hash (their order is the numbers'), the
+/// text otherwise.
+fn identity_sql<'a>(i: &'a Identity, buf: &'a mut [u8; 16]) -> rusqlite::types::ValueRef<'a> {
+    use rusqlite::types::ValueRef;
+    match i {
+        Identity::Text(t) => ValueRef::Text(t.as_bytes()),
+        Identity::Hash(h) => {
+            *buf = h.to_be_bytes();
+            ValueRef::Blob(buf)
+        }
+    }
+}
+
+/// The columns [`occurrence_row`] reads, from `occurrences` joined with `origins` as `g`.
+const OCCURRENCE_COLUMNS: &str = "(SELECT name FROM rule_refs WHERE id = rule), \
+     CASE typeof(identity) WHEN 'blob' THEN 'h:' || lower(hex(identity)) ELSE identity END, \
+     event_time, signature, g.source, line, sample";
+
+/// The batch a [`SqliteStore`] has open (see [`Store::begin`]).
+struct OpenBatch {
+    /// Unix ns of the batch: the `read_at` of every occurrence it reads.
+    now: i64,
+    /// Prune marks (unix ns) by remediation: events before them are never stored again.
+    marks: HashMap<String, i64>,
+    /// The batch's input, when it is one whole input.
+    origin: Option<i64>,
+    /// Whether this reading replaces an earlier one: an event already stored takes its time
+    /// and signature, and moves to this origin when it came from the same input.
+    replace: bool,
+    /// The origins holding what this input contributed before (the same content under any
+    /// name, or an earlier, not larger version of it at the same path), as an SQL list.
+    earlier: String,
+    /// References looked up in this batch (never cached beyond it: a rolled-back batch's new
+    /// references do not exist).
+    rules: HashMap<Arc<str>, i64>,
+    sources: HashMap<Arc<str>, i64>,
+}
+
 /// Page size of new state databases.
 const PAGE_SIZE: i64 = 16384;
 
@@ -153,14 +243,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     conn: Connection,
     path: String,
+    open: Option<OpenBatch>,
 }
 
 fn ns(t: Timestamp) -> i64 {
     t.as_nanosecond().clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
-/// An occurrence from a row of `SELECT remediation, identity, event_time, signature, source,
-/// line, sample`.
+/// An occurrence from a row of [`OCCURRENCE_COLUMNS`].
 fn occurrence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOccurrence> {
     Ok(StoredOccurrence {
         remediation: r.get(0)?,
@@ -171,6 +261,38 @@ fn occurrence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOccurrence> {
         line: r.get::<_, i64>(5)? as u64,
         sample: r.get(6)?,
     })
+}
+
+/// The reference of a remediation id, made on first use.
+fn rule_id(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("INSERT OR IGNORE INTO rule_refs (name) VALUES (?1)")?
+        .execute(params![name])?;
+    conn.prepare_cached("SELECT id FROM rule_refs WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+}
+
+/// The reference of an origin (an input by name and content, or a tailed file by name), made
+/// on first use; and whether it was made now.
+fn origin_id(
+    conn: &Connection,
+    source: &str,
+    key: &str,
+    size: u64,
+    tail: &str,
+) -> rusqlite::Result<(i64, bool)> {
+    let p = params![source, key, size as i64, tail];
+    let made = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO origins (source, input_key, input_size, input_tail) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(p)?
+        > 0;
+    let id = conn
+        .prepare_cached(
+            "SELECT id FROM origins WHERE source = ?1 AND input_key = ?2 AND input_size = ?3 AND input_tail = ?4",
+        )?
+        .query_row(p, |r| r.get(0))?;
+    Ok((id, made))
 }
 
 fn ts(n: i64) -> Timestamp {
@@ -246,6 +368,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn,
             path: display,
+            open: None,
         };
         let v = store.user_version()?;
         if v > SCHEMA_VERSION {
@@ -278,7 +401,11 @@ impl SqliteStore {
 
     fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
         conn.set_prepared_statement_cache_capacity(64);
-        let store = SqliteStore { conn, path };
+        let store = SqliteStore {
+            conn,
+            path,
+            open: None,
+        };
         store
             .conn
             .busy_timeout(BUSY_TIMEOUT)
@@ -446,133 +573,196 @@ impl Store for SqliteStore {
             .map_err(|e| self.sql(e))
     }
 
-    fn commit(&mut self, batch: &Batch) -> Result<BatchOutcome, StoreError> {
-        let now = ns(Timestamp::now());
-        let path = self.path.clone();
-        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    fn begin(&mut self, origin: Option<&Origin>) -> Result<(), StoreError> {
+        self.abort();
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&self.path, e);
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
             .map_err(classify)?;
-        let mut outcome = BatchOutcome::default();
-        {
-            // Events before a remediation's prune mark were pruned: never store them again.
-            let marks: HashMap<String, i64> = {
-                let mut st = tx
-                    .prepare_cached("SELECT remediation, before FROM prune_marks")
-                    .map_err(classify)?;
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(classify)?
-                    .collect::<Result<_, _>>()
-                    .map_err(classify)?
+        let opened = (|| -> rusqlite::Result<OpenBatch> {
+            let marks = self
+                .conn
+                .prepare_cached("SELECT remediation, before FROM prune_marks")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut batch = OpenBatch {
+                now: ns(Timestamp::now()),
+                marks,
+                origin: None,
+                replace: false,
+                earlier: String::new(),
+                rules: HashMap::new(),
+                sources: HashMap::new(),
             };
-            let pruned = |rem: &str, t: Option<Timestamp>| match (marks.get(rem), t) {
+            if let Some(o) = origin {
+                let (id, made) = origin_id(&self.conn, &o.path, &o.key, o.size, &o.tail)?;
+                batch.origin = Some(id);
+                batch.replace = o.replace.is_some();
+                let ids = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id FROM origins WHERE input_key = ?1
+                           AND ((input_size = ?2 AND input_tail = ?3) OR (source = ?4 AND input_size <= ?2))",
+                    )?
+                    .query_map(params![o.key, o.size as i64, o.tail, o.path], |r| {
+                        r.get::<_, i64>(0)
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                // A new origin holds nothing yet (then a first reading, the usual case, has
+                // no earlier one to look for).
+                batch.earlier = ids
+                    .iter()
+                    .filter(|&&i| !(made && i == id))
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+            }
+            Ok(batch)
+        })();
+        match opened {
+            Ok(b) => {
+                self.open = Some(b);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(classify(e))
+            }
+        }
+    }
+
+    fn add(&mut self, occurrences: &[NewOccurrence]) -> Result<Vec<usize>, StoreError> {
+        let classify = |e: rusqlite::Error| SqliteStore::classify_static(&self.path, e);
+        let Some(b) = self.open.as_mut() else {
+            return Err(StoreError::Open {
+                path: self.path.clone(),
+                message: "no batch is open (internal error)".into(),
+            });
+        };
+        let conn = &self.conn;
+        let mut keyed = Vec::with_capacity(occurrences.len());
+        for (i, o) in occurrences.iter().enumerate() {
+            let pruned = match (b.marks.get(&*o.remediation), o.time) {
                 (Some(&m), Some(t)) => ns(t) < m,
                 _ => false,
             };
-            let origin = batch.origin.as_ref();
-            let replace = origin.and_then(|o| o.replace.as_ref());
-            // Which occurrences the store already holds, before the input's earlier
-            // contribution is replaced (a re-read event is not news).
-            let mut existed = vec![false; batch.occurrences.len()];
-            if let (Some(o), Some(r)) = (origin, replace) {
-                let mut ex = tx
-                    .prepare_cached(
-                        "SELECT 1 FROM occurrences WHERE remediation = ?1 AND identity = ?2",
-                    )
-                    .map_err(classify)?;
-                for (i, occ) in batch.occurrences.iter().enumerate() {
-                    existed[i] = ex
-                        .exists(params![occ.remediation, occ.identity])
-                        .map_err(classify)?;
+            if pruned {
+                continue;
+            }
+            let rule = match b.rules.get(&o.remediation) {
+                Some(&id) => id,
+                None => {
+                    let id = rule_id(conn, &o.remediation).map_err(classify)?;
+                    b.rules.insert(o.remediation.clone(), id);
+                    id
                 }
-                // What this input contributed before: the same content under any name, or an
-                // earlier, not larger version of it at the same path (a file that grew).
-                let mut del = tx
-                    .prepare_cached(
-                        "DELETE FROM occurrences WHERE remediation = ?1 AND input_key = ?2
-                           AND ((input_size = ?3 AND input_tail = ?4) OR (source = ?5 AND input_size <= ?3))
-                           AND CASE WHEN event_time IS NULL THEN ?6
-                                    ELSE (?7 IS NULL OR event_time >= ?7) AND (?8 IS NULL OR event_time < ?8) END",
-                    )
+            };
+            let origin = match b.origin {
+                Some(id) => id,
+                None => match b.sources.get(&o.source) {
+                    Some(&id) => id,
+                    None => {
+                        let (id, _) = origin_id(conn, &o.source, "", 0, "").map_err(classify)?;
+                        b.sources.insert(o.source.clone(), id);
+                        id
+                    }
+                },
+            };
+            keyed.push((rule, &o.identity, i, origin));
+        }
+        // In key order: rows inserted in the order of the primary key fill pages one after
+        // another instead of splitting them at random (identities are hashes). Of two
+        // readings of one event, the batch's own order decides (the later one's time wins).
+        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let mut ins = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO occurrences (rule, identity, event_time, signature, origin, line, sample, read_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(classify)?;
+        // An event already stored (by an earlier batch, or earlier in this one) is not news;
+        // a replacing reading gives it its time and signature, and takes it over when it was
+        // this input's before.
+        let mut upd = if b.replace {
+            Some(
+                conn.prepare_cached(&format!(
+                    "UPDATE occurrences SET event_time = ?3, signature = ?4, read_at = ?5,
+                        origin = CASE WHEN origin IN ({}) THEN ?6 ELSE origin END
+                     WHERE rule = ?1 AND identity = ?2",
+                    b.earlier
+                ))
+                .map_err(classify)?,
+            )
+        } else {
+            None
+        };
+        let mut new = Vec::new();
+        let mut buf = [0u8; 16];
+        for (rule, identity, i, origin) in keyed {
+            let o = &occurrences[i];
+            let id = rusqlite::types::ToSqlOutput::Borrowed(identity_sql(identity, &mut buf));
+            let time = o.time.map(ns);
+            let n = ins
+                .execute(params![
+                    rule,
+                    id,
+                    time,
+                    o.signature,
+                    origin,
+                    o.line as i64,
+                    o.sample,
+                    b.now
+                ])
+                .map_err(classify)?;
+            if n > 0 {
+                new.push(i);
+            } else if let Some(upd) = upd.as_mut() {
+                upd.execute(params![rule, id, time, o.signature, b.now, origin])
                     .map_err(classify)?;
+            }
+        }
+        new.sort_unstable();
+        Ok(new)
+    }
+
+    fn finish(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        let Some(b) = self.open.take() else {
+            return Err(StoreError::Open {
+                path: self.path.clone(),
+                message: "no batch is open (internal error)".into(),
+            });
+        };
+        let tx = &self.conn;
+        let done = (|| -> rusqlite::Result<()> {
+            // What this input contributed before and did not bring again goes.
+            let replace = batch.origin.as_ref().and_then(|o| o.replace.as_ref());
+            if let Some(r) = replace.filter(|_| !b.earlier.is_empty()) {
+                let mut del = tx.prepare_cached(&format!(
+                    "DELETE FROM occurrences
+                     WHERE rule = (SELECT id FROM rule_refs WHERE name = ?1) AND origin IN ({})
+                       AND read_at != ?2
+                       AND CASE WHEN event_time IS NULL THEN ?3
+                                ELSE (?4 IS NULL OR event_time >= ?4) AND (?5 IS NULL OR event_time < ?5) END",
+                    b.earlier
+                ))?;
                 let unbounded = r.since.is_none() && r.until.is_none();
                 for rem in &r.remediations {
                     del.execute(params![
                         rem,
-                        o.key,
-                        o.size as i64,
-                        o.tail,
-                        o.path,
+                        b.now,
                         unbounded,
                         r.since.map(ns),
                         r.until.map(ns)
-                    ])
-                    .map_err(classify)?;
+                    ])?;
                 }
             }
-            // A replacing batch brings the current reading of each event: its time and
-            // signature win over an earlier reading (another time zone, a narrower rule).
-            let sql = if replace.is_some() {
-                "INSERT INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at, input_key, input_size, input_tail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (remediation, identity) DO UPDATE SET
-                    event_time = excluded.event_time, signature = excluded.signature"
-            } else {
-                "INSERT OR IGNORE INTO occurrences (remediation, identity, event_time, signature, source, line, sample, recorded_at, input_key, input_size, input_tail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            };
-            let mut ins = tx.prepare_cached(sql).map_err(classify)?;
-            let (okey, osize, otail) = origin.map_or(("", 0, ""), |o| {
-                (o.key.as_str(), o.size as i64, o.tail.as_str())
-            });
-            // The previous row in key order: two readings of one event are neighbours.
-            let mut prev: Option<(&str, &str)> = None;
-            // In key order: rows inserted in the order of the primary key fill pages one
-            // after another instead of splitting them at random (identities are hashes). The
-            // sort is stable, so of two readings of one event the batch's own order decides.
-            let mut order: Vec<usize> = (0..batch.occurrences.len()).collect();
-            order.sort_by(|&a, &b| {
-                let (a, b) = (&batch.occurrences[a], &batch.occurrences[b]);
-                (&a.remediation, &a.identity).cmp(&(&b.remediation, &b.identity))
-            });
-            for i in order {
-                let o = &batch.occurrences[i];
-                if pruned(&o.remediation, o.time) {
-                    continue;
-                }
-                let n = ins
-                    .execute(params![
-                        o.remediation,
-                        o.identity,
-                        o.time.map(ns),
-                        o.signature,
-                        o.source,
-                        o.line as i64,
-                        o.sample,
-                        now,
-                        okey,
-                        osize,
-                        otail
-                    ])
-                    .map_err(classify)?;
-                let key = (o.remediation.as_str(), o.identity.as_str());
-                let first_in_batch = prev != Some(key);
-                prev = Some(key);
-                if n > 0 && !existed[i] && first_in_batch {
-                    outcome.new_occurrences.push(i);
-                }
-            }
-            outcome.new_occurrences.sort_unstable();
-            let mut cov = tx
-                .prepare_cached(
-                    "INSERT INTO coverage (remediation, bucket, input, count, max_time) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (remediation, bucket, input) DO UPDATE SET
-                        count = max(count, excluded.count), max_time = max(max_time, excluded.max_time)",
-                )
-                .map_err(classify)?;
+            let mut cov = tx.prepare_cached(
+                "INSERT INTO coverage (remediation, bucket, input, count, max_time) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (remediation, bucket, input) DO UPDATE SET
+                    count = max(count, excluded.count), max_time = max(max_time, excluded.max_time)",
+            )?;
             for c in &batch.coverage {
-                if marks
+                if b.marks
                     .get(&c.remediation)
                     .is_some_and(|&m| ns(c.max_time) < m)
                 {
@@ -584,22 +774,25 @@ impl Store for SqliteStore {
                     c.input,
                     c.count as i64,
                     ns(c.max_time)
-                ])
-                .map_err(classify)?;
+                ])?;
             }
-            let mut inp = tx
-                .prepare_cached("INSERT OR REPLACE INTO inputs (key, params, path, size, tail, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(classify)?;
+            let mut inp = tx.prepare_cached(
+                "INSERT OR REPLACE INTO inputs (key, params, path, size, tail, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for i in &batch.inputs {
-                inp.execute(params![i.key, i.params, i.path, i.size as i64, i.tail, now])
-                    .map_err(classify)?;
+                inp.execute(params![
+                    i.key,
+                    i.params,
+                    i.path,
+                    i.size as i64,
+                    i.tail,
+                    b.now
+                ])?;
             }
-            let mut cp = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash, size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(classify)?;
+            let mut cp = tx.prepare_cached(
+                "INSERT OR REPLACE INTO checkpoints (path, dev, inode, head_hash, head_len, offset, line, tail_hash, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
             for c in &batch.checkpoints {
                 cp.execute(params![
                     c.path,
@@ -611,16 +804,23 @@ impl Store for SqliteStore {
                     c.line as i64,
                     c.tail_hash,
                     c.size as i64
-                ])
-                .map_err(classify)?;
+                ])?;
             }
             for p in &batch.forget_checkpoints {
-                tx.execute("DELETE FROM checkpoints WHERE path = ?1", params![p])
-                    .map_err(classify)?;
+                tx.execute("DELETE FROM checkpoints WHERE path = ?1", params![p])?;
             }
+            tx.execute_batch("COMMIT")
+        })();
+        done.map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            SqliteStore::classify_static(&self.path, e)
+        })
+    }
+
+    fn abort(&mut self) {
+        if self.open.take().is_some() || !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
-        tx.commit().map_err(classify)?;
-        Ok(outcome)
     }
 
     fn occurrence_times(&self, remediation: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
@@ -628,7 +828,8 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT event_time FROM occurrences WHERE remediation = ?1
+                "SELECT event_time FROM occurrences
+                 WHERE rule = (SELECT id FROM rule_refs WHERE name = ?1)
                  ORDER BY event_time IS NULL, event_time",
             )
             .map_err(|e| self.sql(e))?;
@@ -649,11 +850,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<StoredOccurrence>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
-                 WHERE remediation = ?1 AND event_time >= ?2 AND event_time <= ?3 AND sample != ''
-                 ORDER BY event_time, identity LIMIT ?4",
-            )
+            .prepare_cached(&format!(
+                "SELECT {OCCURRENCE_COLUMNS} FROM occurrences JOIN origins g ON g.id = origin
+                     WHERE rule = (SELECT id FROM rule_refs WHERE name = ?1)
+                       AND event_time >= ?2 AND event_time <= ?3 AND sample != ''
+                     ORDER BY event_time, identity LIMIT ?4"
+            ))
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map(
@@ -1034,7 +1236,7 @@ impl Store for SqliteStore {
             let remediations: Vec<String> = {
                 let mut st = tx
                     .prepare(
-                        "SELECT id FROM remediations UNION SELECT remediation FROM occurrences
+                        "SELECT id FROM remediations UNION SELECT name FROM rule_refs
                          UNION SELECT remediation FROM coverage UNION SELECT remediation FROM episodes",
                     )
                     .map_err(classify)?;
@@ -1065,7 +1267,8 @@ impl Store for SqliteStore {
                     .map_err(classify)?;
                 stats.occurrences += tx
                     .execute(
-                        "DELETE FROM occurrences WHERE remediation = ?1 AND event_time IS NOT NULL AND event_time < ?2",
+                        "DELETE FROM occurrences WHERE rule = (SELECT id FROM rule_refs WHERE name = ?1)
+                           AND event_time IS NOT NULL AND event_time < ?2",
                         params![rem, mark],
                     )
                     .map_err(classify)? as u64;
@@ -1162,10 +1365,11 @@ impl SqliteStore {
     fn occurrences(&self, remediation: &str) -> Result<Vec<StoredOccurrence>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT remediation, identity, event_time, signature, source, line, sample FROM occurrences
-                 WHERE remediation = ?1 ORDER BY event_time IS NULL, event_time, identity",
-            )
+            .prepare_cached(&format!(
+                "SELECT {OCCURRENCE_COLUMNS} FROM occurrences JOIN origins g ON g.id = origin
+                     WHERE rule = (SELECT id FROM rule_refs WHERE name = ?1)
+                     ORDER BY event_time IS NULL, event_time, identity"
+            ))
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map(params![remediation], occurrence_row)
@@ -1179,8 +1383,8 @@ mod tests {
     use super::*;
     use crate::track::IntentKind;
 
-    fn occ(id: &str, secs: i64) -> StoredOccurrence {
-        StoredOccurrence {
+    fn occ(id: &str, secs: i64) -> NewOccurrence {
+        NewOccurrence {
             remediation: "R".into(),
             identity: id.into(),
             time: Some(Timestamp::from_second(secs).unwrap()),
@@ -1454,6 +1658,11 @@ mod tests {
         )
         .unwrap();
         c.execute(
+            "INSERT INTO occurrences VALUES ('R', ?2, ?1, 0, 'late.jsonl', 2, '', 0)",
+            params![t + 1, HASHED],
+        )
+        .unwrap();
+        c.execute(
             "INSERT INTO inputs VALUES ('k1', 'p', 'late.jsonl', 100, 0)",
             [],
         )
@@ -1464,6 +1673,9 @@ mod tests {
         )
         .unwrap();
     }
+
+    /// A hashed identity as versions before 4 wrote it.
+    const HASHED: &str = "h:00ff3a9e4ab44f1cc6115a9fcede2c01";
 
     #[test]
     fn a_version_1_file_migrates_and_keeps_its_episode_identities() {
@@ -1485,12 +1697,39 @@ mod tests {
         let (key, size): (String, i64) = s
             .conn
             .query_row(
-                "SELECT input_key, input_size FROM occurrences WHERE identity = 'h:1'",
+                "SELECT input_key, input_size FROM occurrences JOIN origins g ON g.id = origin
+                 WHERE identity = 'h:1'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
         assert_eq!((key.as_str(), size), ("k1", 100), "attributed to its input");
+        // Version 4 keeps a hashed identity as 16 bytes, any other as text; both read back
+        // as they were written.
+        let kinds: Vec<String> = s
+            .conn
+            .prepare("SELECT typeof(identity) FROM occurrences ORDER BY line")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kinds, ["text", "blob"]);
+        let o = s.occurrences("R").unwrap();
+        let ids: Vec<&str> = o.iter().map(|o| o.identity.as_str()).collect();
+        assert_eq!(ids, ["h:1", HASHED]);
+        assert_eq!(o[0].source, "late.jsonl");
+        // The same event read again is the same occurrence.
+        let mut s = s;
+        let again = Batch {
+            occurrences: vec![NewOccurrence {
+                line: 2,
+                ..occ(HASHED, 0)
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(again.occurrences[0].identity, Identity::Hash(_)));
+        assert!(s.commit(&again).unwrap().new_occurrences.is_empty());
         // The old fingerprint has no tail hash: the input is read once more, harmlessly.
         assert!(!s.input_done("k1", 100, "t", "p").unwrap());
         drop(s);
@@ -1513,7 +1752,7 @@ mod tests {
 
     #[test]
     fn a_re_read_replaces_what_the_input_contributed() {
-        let at = |id: &str, secs, path: &str| StoredOccurrence {
+        let at = |id: &str, secs, path: &str| NewOccurrence {
             source: path.into(),
             ..occ(id, secs)
         };
@@ -1577,6 +1816,78 @@ mod tests {
         })
         .unwrap();
         assert_eq!(ids(&s), ["h:4"]);
+    }
+
+    #[test]
+    fn a_batch_stored_in_parts_is_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        let mut s = SqliteStore::open(&p).unwrap();
+        let hashed = |n: u128| NewOccurrence {
+            identity: Identity::Hash(n << 100 | n),
+            ..occ("h:0", n as i64)
+        };
+        s.commit(&Batch {
+            occurrences: vec![hashed(1), hashed(2)],
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        })
+        .unwrap();
+        // A re-read in parts: an event of an earlier part is not new again in a later one,
+        // and what the earlier reading had that this one did not bring (2) goes at the end.
+        s.begin(Some(&origin("k", 100, "t", "a.log"))).unwrap();
+        assert_eq!(s.add(&[hashed(3), hashed(1)]).unwrap(), vec![0]);
+        assert_eq!(s.add(&[hashed(3), hashed(4)]).unwrap(), vec![1]);
+        // Other connections see nothing of an open batch.
+        let other = SqliteStore::open_read_only(&p).unwrap();
+        assert_eq!(other.occurrences("R").unwrap().len(), 2);
+        s.finish(&Batch {
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        })
+        .unwrap();
+        let ids: Vec<String> = other
+            .occurrences("R")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.identity)
+            .collect();
+        let want: Vec<String> = [1, 3, 4]
+            .iter()
+            .map(|&n| hashed(n).identity.to_string())
+            .collect();
+        assert_eq!(ids, want);
+        // An aborted batch leaves nothing behind, and the next one starts clean.
+        s.begin(None).unwrap();
+        assert_eq!(s.add(&[hashed(5)]).unwrap(), vec![0]);
+        s.abort();
+        assert_eq!(other.occurrences("R").unwrap().len(), 3);
+        assert_eq!(
+            s.commit(&Batch {
+                occurrences: vec![hashed(5)],
+                ..Default::default()
+            })
+            .unwrap()
+            .new_occurrences,
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn identities_read_back_as_written() {
+        for text in [
+            "h:00ff3a9e4ab44f1cc6115a9fcede2c01",
+            "h:1",
+            "id:abc",
+            "f:1:2:00ff@10",
+        ] {
+            let i = Identity::parse(text);
+            assert_eq!(i.to_string(), text);
+            assert_eq!(matches!(i, Identity::Hash(_)), text.len() == 34, "{text}");
+        }
+        // Upper-case hex is not the written form of a hash: kept as text, as written.
+        let upper = "h:00FF3A9E4AB44F1CC6115A9FCEDE2C01";
+        assert_eq!(Identity::parse(upper), Identity::Text(upper.into()));
     }
 
     #[test]

@@ -587,6 +587,84 @@ fn results_do_not_depend_on_threads_chunks_or_order() {
     assert_eq!(rem(&docs[0], "NO_TOKEN_TEST")["recurrences"], 93);
 }
 
+/// An input with many occurrences is stored in parts while it is read (its batch opens after
+/// a few thousand): the same findings and the same state as an input stored whole, whatever
+/// the threads and chunks; a re-run and a re-read change nothing.
+#[test]
+fn a_dense_input_is_stored_while_it_is_read() {
+    let ws = Workspace::new();
+    ws.rule("r", NO_TOKEN_RULE);
+    let mut data = String::new();
+    for n in 0..30_000 {
+        let code = if n % 3 == 0 { "OK" } else { "NO_TOKEN" };
+        data.push_str(&format!(
+            "{{\"timestamp\":\"2025-09-10T{:02}:{:02}:{:02}Z\",\"error_code\":\"{code}\",\"n\":{n}}}\n",
+            n / 3600,
+            (n / 60) % 60,
+            n % 60
+        ));
+        // The same event twice, far apart: in two different parts.
+        if n == 10 || n == 25_000 {
+            data.push_str("{\"timestamp\":\"2025-09-10T00:00:10Z\",\"error_code\":\"NO_TOKEN\",\"n\":\"dup\"}\n");
+        }
+    }
+    let dense = ws.write("dense.jsonl", &data);
+    ws.age(&dense);
+    ws.write(
+        "small.jsonl",
+        "{\"timestamp\":\"2025-09-10T12:00:00Z\",\"error_code\":\"NO_TOKEN\"}\n",
+    );
+    let scan = |state: &str, threads: &str, chunk: &str, code: i32| {
+        let mut doc = ws
+            .recur()
+            .args(["scan", "--state", state, "--format", "json", "--no-notify"])
+            .args(["--threads", threads, "--chunk-bytes", chunk])
+            .args(["dense.jsonl", "small.jsonl"])
+            .run()
+            .code(code)
+            .json();
+        doc["inputs"]["seconds"] = 0.into();
+        doc
+    };
+    let whole = scan("whole.db", "1", "1000000000", 1);
+    let r = rem(&whole, "NO_TOKEN_TEST");
+    assert_eq!(r["occurrences"], 20_000 + 1 + 1, "{r}");
+    for (i, (threads, chunk)) in [("1", "65536"), ("2", "65536"), ("2", "4099")]
+        .into_iter()
+        .enumerate()
+    {
+        let state = format!("parts-{i}.db");
+        let doc = scan(&state, threads, chunk, 1);
+        assert_eq!(doc, whole, "threads {threads}, chunks of {chunk} bytes");
+        // Nothing new the second time, and a forced re-read replaces its own findings.
+        let again = scan(&state, threads, chunk, 0);
+        assert_eq!(again["new_recurrences"], 0);
+        assert_eq!(again["inputs"]["skipped"], 2);
+        let mut reread = ws
+            .recur()
+            .args([
+                "scan",
+                "--state",
+                &state,
+                "--format",
+                "json",
+                "--no-notify",
+                "--rescan",
+            ])
+            .args(["--threads", threads, "--chunk-bytes", chunk])
+            .args(["dense.jsonl", "small.jsonl"])
+            .run()
+            .code(0)
+            .json();
+        assert_eq!(reread["new_recurrences"], 0);
+        assert_eq!(
+            rem(&reread, "NO_TOKEN_TEST")["occurrences"],
+            r["occurrences"]
+        );
+        reread["inputs"]["seconds"] = 0.into();
+    }
+}
+
 #[test]
 fn input_flag_forces_the_format() {
     let ws = Workspace::new();

@@ -256,7 +256,10 @@ fn numbers(ws: &Workspace) -> Vec<u64> {
     )
     .unwrap();
     let mut st = db
-        .prepare("SELECT sample FROM occurrences WHERE remediation = 'NUM'")
+        .prepare(
+            "SELECT sample FROM occurrences
+             WHERE rule = (SELECT id FROM rule_refs WHERE name = 'NUM')",
+        )
         .unwrap();
     let mut out: Vec<u64> = st
         .query_map([], |r| r.get::<_, String>(0))

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use super::{IntentOptions, refresh};
 use crate::config::Config;
 use crate::rule::load::parse_rule_file;
-use crate::store::{Batch, CoverageCell, SqliteStore, Store, StoredOccurrence};
+use crate::store::{Batch, CoverageCell, NewOccurrence, SqliteStore, Store};
 use crate::track::IntentKind;
 
 const FIX: i64 = 1_757_374_200; // 2025-09-08T23:30:00Z
@@ -49,10 +49,10 @@ struct Ev {
     id: u32,
 }
 
-fn occurrence(e: &Ev, input: &str) -> StoredOccurrence {
-    StoredOccurrence {
+fn occurrence(e: &Ev, input: &str) -> NewOccurrence {
+    NewOccurrence {
         remediation: "R_1".into(),
-        identity: format!("id:{}", e.id),
+        identity: format!("id:{}", e.id).into(),
         time: Some(Timestamp::from_second(FIX + e.minute * 60).unwrap()),
         signature: 0,
         source: input.into(),

@@ -401,10 +401,15 @@ struct Assembly {
 }
 
 /// Occurrences an input gathers before its batch is opened and they are stored while the rest
-/// is read. An input with fewer (the usual case: recurrences are rare) is stored in one short
-/// transaction once read; one with more holds the state's write lock while it is read, and
-/// other writers wait for it (busy timeout), but the store's work overlaps the reading.
+/// is read, if they are dense: at least one per [`STREAM_DENSITY`] bytes read. An input with
+/// fewer (the usual case: recurrences are rare) is stored in one short transaction once read.
+/// A dense one holds the state's write lock while it is read, and other writers wait for it
+/// (busy timeout), but the store's work overlaps the reading. Why density: storing an
+/// occurrence costs about what reading 16 KiB does, so a dense input held the lock about as
+/// long in one commit at its end; a large input with a few thousand occurrences spread over
+/// gigabytes would hold it for its whole reading and save little.
 const STREAM_AFTER: usize = 4096;
+const STREAM_DENSITY: u64 = 16 * 1024;
 
 /// Puts each input's parts together and stores it: one transaction per input (occurrences,
 /// coverage and the input's fingerprint together), so a run killed at any point leaves whole
@@ -462,7 +467,9 @@ impl Committer<'_> {
             // Another input is open: this one waits for it.
             Some(_) => {}
             None if complete => self.store_input(idx)?,
-            None if a.found.len() >= STREAM_AFTER => {
+            None if a.found.len() >= STREAM_AFTER
+                && a.found.len() as u64 * STREAM_DENSITY >= a.acc.stats.bytes =>
+            {
                 self.begin(idx)?;
                 self.add(idx)?;
             }

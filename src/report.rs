@@ -264,3 +264,18 @@ mod tests {
         );
     }
 }
+
+/// Writes a JSON document (pretty, then a newline) in large writes: standard output is line
+/// buffered, and a report of a thousand remediations is tens of thousands of lines (one
+/// `write` each cost more than producing them).
+pub fn write_json(
+    out: &mut dyn std::io::Write,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
+    serde_json::to_writer_pretty(&mut w, value)?;
+    writeln!(w)?;
+    w.flush()?;
+    Ok(())
+}

@@ -182,8 +182,7 @@ fn flush(
         due,
     )?;
     if json {
-        serde_json::to_writer_pretty(&mut *out, &stats)?;
-        writeln!(out)?;
+        crate::report::write_json(&mut *out, &stats)?;
     } else {
         for e in &stats.errors {
             writeln!(err, "warning: {e}")?;
@@ -223,8 +222,7 @@ fn list(
         Vec::new()
     };
     if args.format == OutputFormat::Json {
-        serde_json::to_writer_pretty(&mut *out, &rows)?;
-        writeln!(out)?;
+        crate::report::write_json(&mut *out, &rows)?;
         return Ok(0);
     }
     let cells: Vec<Vec<String>> = rows

@@ -370,8 +370,7 @@ pub fn run(
     };
     match args.format {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+            crate::report::write_json(&mut *out, &report)?;
         }
         OutputFormat::Human => write_human(&report, color, out, err)?,
     }

@@ -263,6 +263,20 @@ fn occurrence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOccurrence> {
     })
 }
 
+/// Statements are prepared once per connection and cached: `status` and `scan` ask the same
+/// few questions of every remediation. The bundled SQLite is built with STAT4, which by
+/// default re-prepares a statement whenever a bound value changes (in case another plan suits
+/// the new value): with a thousand rules, most of the time spent reading the store went to
+/// parsing the same SQL again. The query-planner stability guarantee turns that off; every
+/// query here has one sensible plan.
+fn prepare_once(conn: &Connection) {
+    conn.set_prepared_statement_cache_capacity(64);
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    );
+}
+
 /// The reference of a remediation id, made on first use.
 fn rule_id(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
     conn.prepare_cached("INSERT OR IGNORE INTO rule_refs (name) VALUES (?1)")?
@@ -359,7 +373,7 @@ impl SqliteStore {
             path: display.clone(),
             message: e.to_string(),
         })?;
-        conn.set_prepared_statement_cache_capacity(64);
+        prepare_once(&conn);
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| StoreError::Sql {
                 path: display.clone(),
@@ -400,7 +414,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
-        conn.set_prepared_statement_cache_capacity(64);
+        prepare_once(&conn);
         let store = SqliteStore {
             conn,
             path,
@@ -1871,6 +1885,23 @@ mod tests {
             .new_occurrences,
             vec![0]
         );
+    }
+
+    #[test]
+    fn statements_are_not_prepared_again_for_new_values() {
+        let s = SqliteStore::in_memory().unwrap();
+        for r in ["a", "b", "c"] {
+            s.episodes(r).unwrap();
+            s.occurrence_times(r).unwrap();
+        }
+        let st = s
+            .conn
+            .prepare_cached(
+                "SELECT remediation, identity, start, first_seen, last_seen, count, reminders, merged_into, active, seq
+                 FROM episodes WHERE remediation = ?1 ORDER BY start, identity",
+            )
+            .unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[test]

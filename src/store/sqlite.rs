@@ -220,8 +220,10 @@ struct OpenBatch {
     now: i64,
     /// Prune marks (unix ns) by remediation: events before them are never stored again.
     marks: HashMap<String, i64>,
-    /// The batch's input, when it is one whole input.
-    origin: Option<i64>,
+    /// The batch's input, when it is one whole input: its origin's reference once known (made
+    /// with its first occurrence, so that inputs without any leave no row behind), else what
+    /// makes it.
+    origin: Option<Result<i64, Origin>>,
     /// Whether this reading replaces an earlier one: an event already stored takes its time
     /// and signature, and moves to this origin when it came from the same input.
     replace: bool,
@@ -286,27 +288,23 @@ fn rule_id(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
 }
 
 /// The reference of an origin (an input by name and content, or a tailed file by name), made
-/// on first use; and whether it was made now.
+/// on first use.
 fn origin_id(
     conn: &Connection,
     source: &str,
     key: &str,
     size: u64,
     tail: &str,
-) -> rusqlite::Result<(i64, bool)> {
+) -> rusqlite::Result<i64> {
     let p = params![source, key, size as i64, tail];
-    let made = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO origins (source, input_key, input_size, input_tail) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(p)?
-        > 0;
-    let id = conn
-        .prepare_cached(
-            "SELECT id FROM origins WHERE source = ?1 AND input_key = ?2 AND input_size = ?3 AND input_tail = ?4",
-        )?
-        .query_row(p, |r| r.get(0))?;
-    Ok((id, made))
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO origins (source, input_key, input_size, input_tail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(p)?;
+    conn.prepare_cached(
+        "SELECT id FROM origins WHERE source = ?1 AND input_key = ?2 AND input_size = ?3 AND input_tail = ?4",
+    )?
+    .query_row(p, |r| r.get(0))
 }
 
 fn ts(n: i64) -> Timestamp {
@@ -609,8 +607,7 @@ impl Store for SqliteStore {
                 sources: HashMap::new(),
             };
             if let Some(o) = origin {
-                let (id, made) = origin_id(&self.conn, &o.path, &o.key, o.size, &o.tail)?;
-                batch.origin = Some(id);
+                batch.origin = Some(Err(o.clone()));
                 batch.replace = o.replace.is_some();
                 let ids = self
                     .conn
@@ -622,11 +619,9 @@ impl Store for SqliteStore {
                         r.get::<_, i64>(0)
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                // A new origin holds nothing yet (then a first reading, the usual case, has
-                // no earlier one to look for).
+                // None on a first reading, the usual case: then there is nothing to look for.
                 batch.earlier = ids
                     .iter()
-                    .filter(|&&i| !(made && i == id))
                     .map(|i| i.to_string())
                     .collect::<Vec<_>>()
                     .join(",");
@@ -671,12 +666,18 @@ impl Store for SqliteStore {
                     id
                 }
             };
-            let origin = match b.origin {
-                Some(id) => id,
+            let origin = match &b.origin {
+                Some(Ok(id)) => *id,
+                Some(Err(input)) => {
+                    let id = origin_id(conn, &input.path, &input.key, input.size, &input.tail)
+                        .map_err(classify)?;
+                    b.origin = Some(Ok(id));
+                    id
+                }
                 None => match b.sources.get(&o.source) {
                     Some(&id) => id,
                     None => {
-                        let (id, _) = origin_id(conn, &o.source, "", 0, "").map_err(classify)?;
+                        let id = origin_id(conn, &o.source, "", 0, "").map_err(classify)?;
                         b.sources.insert(o.source.clone(), id);
                         id
                     }
@@ -1312,6 +1313,12 @@ impl Store for SqliteStore {
             stats.inputs = tx
                 .execute("DELETE FROM inputs WHERE scanned_at < ?1", params![cutoff])
                 .map_err(classify)? as u64;
+            // Origins nothing refers to any more (their occurrences were pruned).
+            tx.execute(
+                "DELETE FROM origins WHERE NOT EXISTS (SELECT 1 FROM occurrences WHERE origin = origins.id)",
+                [],
+            )
+            .map_err(classify)?;
         }
         tx.commit().map_err(classify)?;
         Ok(stats)
@@ -1902,6 +1909,32 @@ mod tests {
             )
             .unwrap();
         assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
+    #[test]
+    fn origins_are_made_for_occurrences_and_pruned_with_them() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let origins = |s: &SqliteStore| -> i64 {
+            s.conn
+                .query_row("SELECT COUNT(*) FROM origins", [], |r| r.get(0))
+                .unwrap()
+        };
+        // An input without occurrences leaves no origin behind.
+        s.commit(&Batch {
+            origin: Some(origin("quiet", 10, "t", "quiet.log")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(origins(&s), 0);
+        s.commit(&Batch {
+            occurrences: vec![occ("h:1", 10)],
+            origin: Some(origin("k", 100, "t", "a.log")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(origins(&s), 1);
+        s.prune(Timestamp::from_second(100).unwrap()).unwrap();
+        assert_eq!(origins(&s), 0, "its only occurrence was pruned");
     }
 
     #[test]

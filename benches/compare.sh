@@ -27,7 +27,8 @@
 #    and measures the peak RSS (/usr/bin/time -f %M) of `recur scan` with 100 rules on the flat
 #    corpus and on the single line.
 # 4. Prints (stdout, also saved as target/bench-corpus/SIZE_MBmb/report.md) the machine, the
-#    tool versions, a Markdown table of MB/s (MB = 10^6 bytes) with the ratio of each command to
+#    tool versions, a Markdown table of MB/s (MB = 10^6 bytes) and median CPU seconds (user +
+#    system) with the ratio of each command to
 #    `rg -c <literal>`, and the throughput and memory targets with PASS/MISS. Progress goes to
 #    stderr; every command's output and its times are kept in .../logs/.
 #
@@ -225,12 +226,15 @@ measure() {
     command[$key]=$cmd
     expected[$key]=$expect
     : >"$logs/$key.times"
+    : >"$logs/$key.cpu"
 }
 
 # Runs every measured command once per round, in turn, RUNS rounds; the median of each
 # command's times is its figure. Interleaving matters more than any statistics on a shared
 # machine: a slow minute (a neighbour's load, a host-side memory scan) then costs every command
 # alike instead of one of them, and the ratios, which are what the targets are about, hold.
+median_of() { awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+declare -A cpu
 time_rounds() {
     local r key rc s e
     for ((r = 1; r <= runs; r++)); do
@@ -238,15 +242,19 @@ time_rounds() {
         for key in "${keys[@]}"; do
             rc=0
             s=$EPOCHREALTIME
-            bash -c "${command[$key]}" >/dev/null 2>&1 || rc=$?
+            /usr/bin/time -f '%U %S' -o "$logs/$key.cpu1" bash -c "${command[$key]}" >/dev/null 2>&1 || rc=$?
             e=$EPOCHREALTIME
             [ "$rc" -eq "${expected[$key]}" ] || die "'${command[$key]}' exited with $rc (expected ${expected[$key]})"
             awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f\n", e - s }' >>"$logs/$key.times"
+            # CPU seconds (user + system, 10 ms resolution): more than the wall time where a
+            # command keeps two cores busy (a dense scan stores on a second thread while one
+            # reads), and what a busy machine's other tenants are competing for.
+            awk '{ printf "%.2f\n", $1 + $2 }' "$logs/$key.cpu1" >>"$logs/$key.cpu"
         done
     done
     for key in "${keys[@]}"; do
-        median[$key]=$(sort -g "$logs/$key.times" |
-            awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+        median[$key]=$(sort -g "$logs/$key.times" | median_of)
+        cpu[$key]=$(sort -g "$logs/$key.cpu" | median_of)
         say "${label[$key]}: median $(awk -v s="${median[$key]}" 'BEGIN { printf "%.3f", s }') s, $(mbps "$key") MB/s"
     done
 }
@@ -328,10 +336,10 @@ report() {
     echo "- timing: $timer, $where; one thread unless stated; MB = 10^6 bytes"
     echo "- corpora: flat JSON lines with 0.05% target lines ($targets of them) unless stated; jq on the first 1/20 ($(filesize "$slice") bytes)"
     echo
-    echo "| command | input | median (s) | MB/s | × rg -c literal |"
-    echo "|---|---|---:|---:|---:|"
+    echo "| command | input | median (s) | CPU (s) | MB/s | × rg -c literal |"
+    echo "|---|---|---:|---:|---:|---:|"
     for key in "${keys[@]}"; do
-        printf '| %s | %s | %.3f | %s | %s |\n' "${label[$key]}" "${input[$key]}" "${median[$key]}" \
+        printf '| %s | %s | %.3f | %.2f | %s | %s |\n' "${label[$key]}" "${input[$key]}" "${median[$key]}" "${cpu[$key]}" \
             "${tput[$key]}" "$(ratio "${tput[$key]}" "${tput[rg_lit]}")"
     done
     echo

@@ -951,8 +951,58 @@ impl Anchor {
 /// `suspects` the newlines not preceded by `}`, and notes whether NUL, backslash or non-ASCII
 /// bytes occur, so that the common block (ASCII JSON lines without escapes) skips the NUL,
 /// UTF-8 and `\u` passes entirely; with an `anchor`, also collects in `hits` where it occurs
-/// (every occurrence, overlapping ones too). 32 bytes at a time with AVX2, 16 with SSE2.
+/// (every occurrence, overlapping ones too). 64 bytes at a time with AVX-512 or AVX2, 16 with
+/// SSE2.
 pub fn shape_scan(
+    bytes: &[u8],
+    suspects: &mut Vec<u32>,
+    anchor: Option<&Anchor>,
+    hits: &mut Vec<u32>,
+) -> Shape {
+    shape_scan_with(Simd::detect(), bytes, suspects, anchor, hits)
+}
+
+/// The vector instructions [`shape_scan`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// 64 bytes a step, comparisons into mask registers.
+    Avx512,
+    /// 64 bytes a step in two registers.
+    Avx2,
+    /// 16 bytes a step (the x86-64 baseline).
+    Sse2,
+    /// A plain loop (other architectures).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    Scalar,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+            Simd::Sse2
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Simd::Scalar
+    }
+
+    /// Every level this machine can run, the detected one first.
+    #[cfg(test)]
+    fn available() -> Vec<Simd> {
+        let all = [Simd::Avx512, Simd::Avx2, Simd::Sse2, Simd::Scalar];
+        let top = all.iter().position(|&s| s == Simd::detect()).unwrap_or(3);
+        all[top..].to_vec()
+    }
+}
+
+fn shape_scan_with(
+    simd: Simd,
     bytes: &[u8],
     suspects: &mut Vec<u32>,
     anchor: Option<&Anchor>,
@@ -980,35 +1030,43 @@ pub fn shape_scan(
     #[cfg(target_arch = "x86_64")]
     {
         if bytes.len() > 64 {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                i = match anchor {
-                    // SAFETY: AVX2 is available (checked just above).
-                    Some(a) => unsafe {
-                        x86::shape_avx2::<true>(bytes, i, suspects, &mut shape, a, hits)
-                    },
-                    None => unsafe {
-                        x86::shape_avx2::<false>(
-                            bytes,
-                            i,
-                            suspects,
-                            &mut shape,
-                            &Anchor::NONE,
-                            hits,
-                        )
-                    },
-                };
+            static NO_ANCHOR: Anchor = Anchor::NONE;
+            let (a, none) = (anchor.unwrap_or(&NO_ANCHOR), anchor.is_none());
+            // SAFETY: `simd` is what `Simd::detect` found this machine to have (or less).
+            let wide = unsafe {
+                match (simd, none) {
+                    (Simd::Avx512, false) => Some(x86::shape_avx512::<true>(
+                        bytes, i, suspects, &mut shape, a, hits,
+                    )),
+                    (Simd::Avx512, true) => Some(x86::shape_avx512::<false>(
+                        bytes, i, suspects, &mut shape, a, hits,
+                    )),
+                    (Simd::Avx2, false) => Some(x86::shape_avx2::<true>(
+                        bytes, i, suspects, &mut shape, a, hits,
+                    )),
+                    (Simd::Avx2, true) => Some(x86::shape_avx2::<false>(
+                        bytes, i, suspects, &mut shape, a, hits,
+                    )),
+                    (Simd::Sse2, _) => {
+                        i = x86::shape_sse2(bytes, i, suspects, &mut shape);
+                        None
+                    }
+                    (Simd::Scalar, _) => None,
+                }
+            };
+            if let Some(end) = wide {
+                i = end;
                 if let Some(a) = anchor {
                     found_to = i;
                     if bytes.starts_with(&a.needle) {
                         hits.insert(0, 0);
                     }
                 }
-            } else {
-                // SAFETY: SSE2 is part of the x86-64 baseline.
-                i = unsafe { x86::shape_sse2(bytes, i, suspects, &mut shape) };
             }
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     for (j, &b) in bytes.iter().enumerate().skip(i) {
         match b {
             b'\n' => {
@@ -1146,24 +1204,130 @@ mod x86 {
             shape.backslash |= _mm256_movemask_epi8(flags_bs) != 0;
             shape.nul |= _mm256_movemask_epi8(flags_nul) != 0;
             shape.non_ascii |= _mm256_movemask_epi8(flags_hi) != 0;
-            for &(at, mut bad) in &parked[..np] {
-                while bad != 0 {
-                    suspects.push(at + bad.trailing_zeros());
-                    bad &= bad - 1;
+            drain(
+                bytes,
+                &parked[..np],
+                &cands[..nc],
+                ANCHOR,
+                anchor,
+                suspects,
+                hits,
+            );
+            if np < parked.len() && nc < cands.len() {
+                break;
+            }
+        }
+        shape.lines += lines;
+        i
+    }
+
+    /// After a run of steps: the suspect newlines and the verified anchor candidates, from
+    /// their parked `(offset, mask)` pairs.
+    fn drain(
+        bytes: &[u8],
+        parked: &[(u32, u64)],
+        cands: &[(u32, u64)],
+        anchored: bool,
+        anchor: &Anchor,
+        suspects: &mut Vec<u32>,
+        hits: &mut Vec<u32>,
+    ) {
+        for &(at, mut bad) in parked {
+            while bad != 0 {
+                suspects.push(at + bad.trailing_zeros());
+                bad &= bad - 1;
+            }
+        }
+        if anchored {
+            let needle = &anchor.needle;
+            for &(at, mut m) in cands {
+                while m != 0 {
+                    let pos = at as usize + m.trailing_zeros() as usize;
+                    if bytes.get(pos..pos + needle.len()) == Some(needle.as_slice()) {
+                        hits.push(pos as u32);
+                    }
+                    m &= m - 1;
                 }
             }
-            if ANCHOR {
-                let needle = &anchor.needle;
-                for &(at, mut m) in &cands[..nc] {
-                    while m != 0 {
-                        let pos = at as usize + m.trailing_zeros() as usize;
-                        if bytes.get(pos..pos + needle.len()) == Some(needle.as_slice()) {
-                            hits.push(pos as u32);
-                        }
-                        m &= m - 1;
+        }
+    }
+
+    /// [`shape_avx2`] with AVX-512 (BW): the same 64 bytes a step in one register, the
+    /// comparisons straight into mask registers (no movemask, no pairing of halves).
+    ///
+    /// # Safety
+    /// AVX-512 F and BW must be available; the same bounds as [`shape_avx2`].
+    #[target_feature(enable = "avx512f,avx512bw,popcnt")]
+    pub(super) unsafe fn shape_avx512<const ANCHOR: bool>(
+        bytes: &[u8],
+        mut i: usize,
+        suspects: &mut Vec<u32>,
+        shape: &mut Shape,
+        anchor: &Anchor,
+        hits: &mut Vec<u32>,
+    ) -> usize {
+        let p = bytes.as_ptr();
+        // SAFETY (for every load below): as in `shape_avx2`.
+        let load = |at: usize| unsafe { _mm512_loadu_si512(p.add(at) as *const __m512i) };
+        let nl = _mm512_set1_epi8(b'\n' as i8);
+        let close = _mm512_set1_epi8(b'}' as i8);
+        let bs = _mm512_set1_epi8(b'\\' as i8);
+        let zero = _mm512_setzero_si512();
+        let (i1, i2) = (anchor.i1, anchor.i2);
+        let (b1, b2) = if ANCHOR {
+            (
+                _mm512_set1_epi8(anchor.needle[i1] as i8),
+                _mm512_set1_epi8(anchor.needle[i2] as i8),
+            )
+        } else {
+            (zero, zero)
+        };
+        let reach = if ANCHOR { 64 + i2 } else { 64 };
+        let mut lines = 0u64;
+        let mut parked = [(0u32, 0u64); 64];
+        let mut cands = [(0u32, 0u64); 64];
+        loop {
+            let mut flags_bs = 0u64;
+            let mut flags_nul = 0u64;
+            let mut flags_hi = zero;
+            let mut np = 0;
+            let mut nc = 0;
+            while i + reach <= bytes.len() && np < parked.len() && nc < cands.len() {
+                let v = load(i);
+                flags_bs |= _mm512_cmpeq_epi8_mask(v, bs);
+                flags_nul |= _mm512_cmpeq_epi8_mask(v, zero);
+                flags_hi = _mm512_or_si512(flags_hi, v);
+                let n = _mm512_cmpeq_epi8_mask(v, nl);
+                if n != 0 {
+                    lines += n.count_ones() as u64;
+                    let bad = n & !_mm512_cmpeq_epi8_mask(load(i - 1), close);
+                    if bad != 0 {
+                        parked[np] = (i as u32, bad);
+                        np += 1;
                     }
                 }
+                if ANCHOR {
+                    let m = _mm512_cmpeq_epi8_mask(load(i + i1), b1)
+                        & _mm512_cmpeq_epi8_mask(load(i + i2), b2);
+                    if m != 0 {
+                        cands[nc] = (i as u32, m);
+                        nc += 1;
+                    }
+                }
+                i += 64;
             }
+            shape.backslash |= flags_bs != 0;
+            shape.nul |= flags_nul != 0;
+            shape.non_ascii |= _mm512_movepi8_mask(flags_hi) != 0;
+            drain(
+                bytes,
+                &parked[..np],
+                &cands[..nc],
+                ANCHOR,
+                anchor,
+                suspects,
+                hits,
+            );
             if np < parked.len() && nc < cands.len() {
                 break;
             }
@@ -1226,52 +1390,54 @@ mod shape_tests {
     fn shape_scan_agrees_with_a_plain_loop() {
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let alphabet = b"{}\n\n\\ab\"x\x00\xc3";
-        for len in 0..300 {
-            for _ in 0..20 {
-                let mut v: Vec<u8> = (0..len)
-                    .map(|_| {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        alphabet[(rng % alphabet.len() as u64) as usize]
-                    })
-                    .collect();
-                v.push(b'\n');
-                let mut got = Vec::new();
-                let mut hits = Vec::new();
-                let anchor = Anchor::new(b"b\"x").unwrap();
-                let shape = shape_scan(&v, &mut got, Some(&anchor), &mut hits);
-                let want_hits: Vec<u32> = (0..v.len().saturating_sub(2))
-                    .filter(|&k| &v[k..k + 3] == b"b\"x")
-                    .map(|k| k as u32)
-                    .collect();
-                assert_eq!(hits, want_hits, "{v:?}");
-                let mut got2 = Vec::new();
-                assert_eq!(shape_scan(&v, &mut got2, None, &mut hits), shape);
-                assert_eq!(got2, got);
-                // A needle that overlaps itself: every occurrence.
-                let nn = Anchor::new(b"\n\n").unwrap();
-                shape_scan(&v, &mut got2, Some(&nn), &mut hits);
-                let want: Vec<u32> = (0..v.len().saturating_sub(1))
-                    .filter(|&k| &v[k..k + 2] == b"\n\n")
-                    .map(|k| k as u32)
-                    .collect();
-                assert_eq!(hits, want, "{v:?}");
-                let mut want = Vec::new();
-                let mut lines = 0;
-                for (j, &b) in v.iter().enumerate() {
-                    if b == b'\n' {
-                        lines += 1;
-                        if j == 0 || v[j - 1] != b'}' {
-                            want.push(j as u32);
+        for simd in Simd::available() {
+            for len in 0..300 {
+                for _ in 0..20 {
+                    let mut v: Vec<u8> = (0..len)
+                        .map(|_| {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            alphabet[(rng % alphabet.len() as u64) as usize]
+                        })
+                        .collect();
+                    v.push(b'\n');
+                    let mut got = Vec::new();
+                    let mut hits = Vec::new();
+                    let anchor = Anchor::new(b"b\"x").unwrap();
+                    let shape = shape_scan_with(simd, &v, &mut got, Some(&anchor), &mut hits);
+                    let want_hits: Vec<u32> = (0..v.len().saturating_sub(2))
+                        .filter(|&k| &v[k..k + 3] == b"b\"x")
+                        .map(|k| k as u32)
+                        .collect();
+                    assert_eq!(hits, want_hits, "{simd:?} {v:?}");
+                    let mut got2 = Vec::new();
+                    assert_eq!(shape_scan_with(simd, &v, &mut got2, None, &mut hits), shape);
+                    assert_eq!(got2, got);
+                    // A needle that overlaps itself: every occurrence.
+                    let nn = Anchor::new(b"\n\n").unwrap();
+                    shape_scan_with(simd, &v, &mut got2, Some(&nn), &mut hits);
+                    let want: Vec<u32> = (0..v.len().saturating_sub(1))
+                        .filter(|&k| &v[k..k + 2] == b"\n\n")
+                        .map(|k| k as u32)
+                        .collect();
+                    assert_eq!(hits, want, "{simd:?} {v:?}");
+                    let mut want = Vec::new();
+                    let mut lines = 0;
+                    for (j, &b) in v.iter().enumerate() {
+                        if b == b'\n' {
+                            lines += 1;
+                            if j == 0 || v[j - 1] != b'}' {
+                                want.push(j as u32);
+                            }
                         }
                     }
+                    assert_eq!(shape.lines, lines);
+                    assert_eq!(got, want, "{simd:?} {v:?}");
+                    assert_eq!(shape.nul, v.contains(&0));
+                    assert_eq!(shape.backslash, v.contains(&b'\\'));
+                    assert_eq!(shape.non_ascii, v.iter().any(|&b| b >= 0x80));
                 }
-                assert_eq!(shape.lines, lines);
-                assert_eq!(got, want, "{v:?}");
-                assert_eq!(shape.nul, v.contains(&0));
-                assert_eq!(shape.backslash, v.contains(&b'\\'));
-                assert_eq!(shape.non_ascii, v.iter().any(|&b| b >= 0x80));
             }
         }
     }

@@ -360,11 +360,12 @@ fn read_config(r: &mut Reader<'_>, doc: &Document<&str>) -> Option<Config> {
             let mut ok = true;
             for (name, span) in &names {
                 // Without a valid `[channels]` we cannot tell; its errors are reported already.
-                if let Some(channels) = channels {
-                    if name != CONSOLE && !channels.contains_key(name) {
-                        undefined_channel(r, name, span.clone(), channels.keys(), true);
-                        ok = false;
-                    }
+                if let Some(channels) = channels
+                    && name != CONSOLE
+                    && !channels.contains_key(name)
+                {
+                    undefined_channel(r, name, span.clone(), channels.keys(), true);
+                    ok = false;
                 }
             }
             ok.then(|| names.into_iter().map(|(n, _)| n).collect())
@@ -605,22 +606,20 @@ fn read_channel(
                     _ => TlsMode::Tls,
                 }),
             };
-            if let (Some(TlsMode::Tls), Some(mode)) = (implied, tls) {
-                if mode != TlsMode::Tls {
-                    let d = r
-                        .at(
-                            t.get("tls").and_then(|i| i.span()),
-                            format!(
-                                "`tls = \"{}\"` contradicts the `smtps://` URL",
-                                mode.as_str()
-                            ),
-                        )
-                        .with_label("conflicting TLS mode")
-                        .with_hint(
-                            "`smtps://` always uses TLS; use `smtp://` for STARTTLS or no TLS",
-                        );
-                    r.push(d);
-                }
+            if let (Some(TlsMode::Tls), Some(mode)) = (implied, tls)
+                && mode != TlsMode::Tls
+            {
+                let d = r
+                    .at(
+                        t.get("tls").and_then(|i| i.span()),
+                        format!(
+                            "`tls = \"{}\"` contradicts the `smtps://` URL",
+                            mode.as_str()
+                        ),
+                    )
+                    .with_label("conflicting TLS mode")
+                    .with_hint("`smtps://` always uses TLS; use `smtp://` for STARTTLS or no TLS");
+                r.push(d);
             }
             let from = r
                 .required(

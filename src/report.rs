@@ -164,7 +164,7 @@ pub fn group_thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
@@ -238,6 +238,21 @@ pub fn paint_verdict(v: Verdict, color: bool) -> String {
     format!("\u{1b}[{code}m{}\u{1b}[0m", v.as_str())
 }
 
+/// Writes a JSON document (pretty, then a newline) in large writes: standard output is line
+/// buffered, and a report of a thousand remediations is tens of thousands of lines (one
+/// `write` each cost more than producing them).
+pub fn write_json(
+    out: &mut dyn std::io::Write,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
+    serde_json::to_writer_pretty(&mut w, value)?;
+    writeln!(w)?;
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,19 +278,4 @@ mod tests {
             "open  x".len()
         );
     }
-}
-
-/// Writes a JSON document (pretty, then a newline) in large writes: standard output is line
-/// buffered, and a report of a thousand remediations is tens of thousands of lines (one
-/// `write` each cost more than producing them).
-pub fn write_json(
-    out: &mut dyn std::io::Write,
-    value: &impl serde::Serialize,
-) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
-    serde_json::to_writer_pretty(&mut w, value)?;
-    writeln!(w)?;
-    w.flush()?;
-    Ok(())
 }

@@ -259,12 +259,12 @@ impl Window {
     /// Keeps a record that matters only if it stays the last: it replaces the previous such
     /// record when nothing was kept after it, so memory does not grow with them.
     fn keep_last(&mut self, bytes: &[u8], meta: &RecordMeta) -> usize {
-        if let Some(i) = self.scratch_last {
-            if i + 1 == self.records.len() {
-                let start = self.records[i].0;
-                self.arena.truncate(start);
-                self.records.pop();
-            }
+        if let Some(i) = self.scratch_last
+            && i + 1 == self.records.len()
+        {
+            let start = self.records[i].0;
+            self.arena.truncate(start);
+            self.records.pop();
         }
         let i = self.keep(bytes, meta);
         self.scratch_last = Some(i);

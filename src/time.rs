@@ -230,10 +230,10 @@ fn scan_offset(b: &[u8], i: usize) -> (Option<Offset>, usize) {
         return (Some(Offset::UTC), end);
     }
     if b.get(i) == Some(&b' ') {
-        if matches!(b.get(i + 1), Some(b'+' | b'-')) {
-            if let Some((offset, end)) = numeric_offset(b, i + 1, true) {
-                return (Some(offset), skip_abbreviation(b, end));
-            }
+        if matches!(b.get(i + 1), Some(b'+' | b'-'))
+            && let Some((offset, end)) = numeric_offset(b, i + 1, true)
+        {
+            return (Some(offset), skip_abbreviation(b, end));
         }
         if let Some(end) = utc_word(b, i + 1) {
             return (Some(Offset::UTC), end);

@@ -109,10 +109,10 @@ pub(crate) fn finish(
         time,
         format,
     } = body;
-    if let Some(stream) = &meta.stream {
-        if !fields.contains_key("stream") {
-            fields.insert("stream".to_owned(), Value::String(stream.clone()));
-        }
+    if let Some(stream) = &meta.stream
+        && !fields.contains_key("stream")
+    {
+        fields.insert("stream".to_owned(), Value::String(stream.clone()));
     }
     let id = id_from_fields(&fields, cfg);
     Event {

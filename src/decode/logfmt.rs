@@ -170,11 +170,11 @@ fn unicode_escape(b: &[u8], i: usize) -> Option<(char, usize)> {
     };
     let hi = hex(i)?;
     if (0xD800..0xDC00).contains(&hi) {
-        if b.get(i + 4..i + 6) == Some(b"\\u".as_slice()) {
-            if let Some(lo) = hex(i + 6).filter(|lo| (0xDC00..0xE000).contains(lo)) {
-                let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                return Some((char::from_u32(c).unwrap_or('\u{fffd}'), i + 10));
-            }
+        if b.get(i + 4..i + 6) == Some(b"\\u".as_slice())
+            && let Some(lo) = hex(i + 6).filter(|lo| (0xDC00..0xE000).contains(lo))
+        {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            return Some((char::from_u32(c).unwrap_or('\u{fffd}'), i + 10));
         }
         return Some(('\u{fffd}', i + 4));
     }

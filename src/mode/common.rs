@@ -264,10 +264,10 @@ pub fn digest_line(d: &IntentDraft, title: &str) -> String {
 pub fn digest_remediations(lines: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for l in lines {
-        if let Some((id, _)) = l.split_once(": ") {
-            if !out.contains(&id) {
-                out.push(id);
-            }
+        if let Some((id, _)) = l.split_once(": ")
+            && !out.contains(&id)
+        {
+            out.push(id);
         }
     }
     out

@@ -540,10 +540,10 @@ impl Committer<'_> {
         found.retain(|o| in_range(o.time));
         for i in self.store.add(&found)? {
             let o = &found[i];
-            if let (Some(rule), Some(t)) = (self.by_id.get(&*o.remediation), o.time) {
-                if rule.is_recurrence_time(t) {
-                    self.new_recurrences += 1;
-                }
+            if let (Some(rule), Some(t)) = (self.by_id.get(&*o.remediation), o.time)
+                && rule.is_recurrence_time(t)
+            {
+                self.new_recurrences += 1;
             }
         }
         Ok(())

@@ -770,10 +770,10 @@ impl Looper<'_> {
             for i in &outcome.new_occurrences {
                 let o = &batch.occurrences[*i];
                 let rule = loaded.rules.iter().find(|r| r.id == *o.remediation);
-                if let (Some(rule), Some(t)) = (rule, o.time) {
-                    if rule.is_recurrence_time(t) {
-                        Metrics::add(&m.recurrences, 1);
-                    }
+                if let (Some(rule), Some(t)) = (rule, o.time)
+                    && rule.is_recurrence_time(t)
+                {
+                    Metrics::add(&m.recurrences, 1);
                 }
                 self.refresh.insert(o.remediation.to_string());
             }

@@ -84,10 +84,10 @@ impl Http {
         let mut s: Vec<&str> = vec![self.url.as_str()];
         // The part after the host is what makes a webhook URL a secret; it can show up alone.
         if let Some(rest) = self.url.split_once("://").map(|(_, r)| r) {
-            if let Some(i) = rest.find(['/', '?']) {
-                if rest.len() - i > 1 {
-                    s.push(&rest[i..]);
-                }
+            if let Some(i) = rest.find(['/', '?'])
+                && rest.len() - i > 1
+            {
+                s.push(&rest[i..]);
             }
             if let Some((userinfo, _)) = rest.split('/').next().and_then(|a| a.rsplit_once('@')) {
                 s.push(userinfo);

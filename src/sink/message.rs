@@ -44,11 +44,11 @@ pub struct Notification {
 /// Redacts a stored sample again with the current policy: a JSON sample is re-parsed so field
 /// names added to `[redact] fields` since it was stored are masked too.
 fn redact_sample(redactor: &Redactor, sample: &str) -> String {
-    if sample.starts_with('{') {
-        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(sample) {
-            redactor.value(&mut v);
-            return v.to_string();
-        }
+    if sample.starts_with('{')
+        && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(sample)
+    {
+        redactor.value(&mut v);
+        return v.to_string();
     }
     redactor.text(sample)
 }

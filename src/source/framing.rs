@@ -444,10 +444,10 @@ impl<R: Read> RecordReader<R> {
         if self.framing != Framing::Lines || !self.bom_checked || self.skipping.is_some() {
             return Ok(None);
         }
-        if let Some(stop) = self.stop_at {
-            if self.base + self.pos as u64 >= stop {
-                return Ok(None);
-            }
+        if let Some(stop) = self.stop_at
+            && self.base + self.pos as u64 >= stop
+        {
+            return Ok(None);
         }
         // What is left of the last read is usually part of a line: read more first. (Only
         // then, so that an I/O error never hides lines already read.)
@@ -484,13 +484,12 @@ impl<R: Read> RecordReader<R> {
                     self.scan = self.scan.max(self.pos);
                 }
             }
-            if let Some(stop) = self.stop_at {
-                if self.skipping.is_none()
-                    && self.base + self.pos as u64 >= stop
-                    && self.bom_checked
-                {
-                    return Ok(None);
-                }
+            if let Some(stop) = self.stop_at
+                && self.skipping.is_none()
+                && self.base + self.pos as u64 >= stop
+                && self.bom_checked
+            {
+                return Ok(None);
             }
             let from = self.scan.max(self.pos);
             if self.bom_checked {

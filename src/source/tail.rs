@@ -452,10 +452,10 @@ impl Tailed {
         self.saved_tail = tail_hash(&self.file, offset).ok();
         let want = offset.min(HEAD_BYTES);
         let have = self.read_head.len() as u64;
-        if have < want {
-            if let Ok(b) = read_at(&self.file, have, want - have) {
-                self.read_head.extend_from_slice(&b);
-            }
+        if have < want
+            && let Ok(b) = read_at(&self.file, have, want - have)
+        {
+            self.read_head.extend_from_slice(&b);
         }
         true
     }
@@ -571,12 +571,12 @@ impl Tailer {
             };
             out.insert((dir.clone(), recursive));
             // A symlinked file (Kubernetes) rotates in its target's directory.
-            if let Ok(real) = std::fs::canonicalize(path) {
-                if let Some(parent) = real.parent() {
-                    let here = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
-                    if parent != here {
-                        out.insert((parent.to_path_buf(), false));
-                    }
+            if let Ok(real) = std::fs::canonicalize(path)
+                && let Some(parent) = real.parent()
+            {
+                let here = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                if parent != here {
+                    out.insert((parent.to_path_buf(), false));
                 }
             }
         }
@@ -958,10 +958,10 @@ impl Tailer {
             return Vec::new();
         };
         let mut dirs = vec![path.parent().map(Path::to_path_buf).unwrap_or_default()];
-        if let Ok(real) = std::fs::canonicalize(path) {
-            if let Some(p) = real.parent() {
-                dirs.push(p.to_path_buf());
-            }
+        if let Ok(real) = std::fs::canonicalize(path)
+            && let Some(p) = real.parent()
+        {
+            dirs.push(p.to_path_buf());
         }
         let real_name = std::fs::canonicalize(path)
             .ok()
@@ -1097,10 +1097,10 @@ impl Tailer {
             Some(_) => None,
             None => self.copy_behind(path, id, &head, old_offset),
         };
-        if let Some(c) = &behind {
-            if let Ok(m) = std::fs::metadata(c) {
-                self.ignored.insert((m.dev(), m.ino()));
-            }
+        if let Some(c) = &behind
+            && let Ok(m) = std::fs::metadata(c)
+        {
+            self.ignored.insert((m.dev(), m.ino()));
         }
         // Start over on the same file.
         if let Ok(file) = File::open(path) {
@@ -1185,10 +1185,8 @@ impl Tailer {
             if t.offset >= size && (deleted || quiet) {
                 let mut t = self.rotated.remove(i);
                 self.forget.push(t.key.clone());
-                if !deleted {
-                    if let Ok(cp) = t.checkpoint() {
-                        self.finished.insert((t.dev, t.ino), cp);
-                    }
+                if !deleted && let Ok(cp) = t.checkpoint() {
+                    self.finished.insert((t.dev, t.ino), cp);
                 }
                 closed.push((t, deleted));
             } else {

@@ -734,16 +734,16 @@ impl<W: Write> Printer<'_, W> {
     /// After the output closed: reports the error of the input being printed, if it had one,
     /// on stderr (which may still be open). Returns the number of inputs with an error.
     fn abandon(&mut self) -> u64 {
-        if let Some(cur) = self.current.take() {
-            if let Some((line, message)) = cur.error {
-                self.totals.errors += 1;
-                let e = SourceError {
-                    path: self.inputs[cur.idx].display_name(),
-                    line,
-                    message,
-                };
-                let _ = writeln!(self.err, "{}: {e}", paint("error", "1;31", self.color_err));
-            }
+        if let Some(cur) = self.current.take()
+            && let Some((line, message)) = cur.error
+        {
+            self.totals.errors += 1;
+            let e = SourceError {
+                path: self.inputs[cur.idx].display_name(),
+                line,
+                message,
+            };
+            let _ = writeln!(self.err, "{}: {e}", paint("error", "1;31", self.color_err));
         }
         self.totals.errors
     }

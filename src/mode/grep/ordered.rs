@@ -76,12 +76,12 @@ where
                 }
             };
             changed.notify_all();
-            if result.is_ok() {
-                if let Err(e) = consume(i, r) {
-                    cancel.store(true, Ordering::SeqCst);
-                    changed.notify_all();
-                    result = Err(e);
-                }
+            if result.is_ok()
+                && let Err(e) = consume(i, r)
+            {
+                cancel.store(true, Ordering::SeqCst);
+                changed.notify_all();
+                result = Err(e);
             }
         }
         result

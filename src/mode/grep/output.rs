@@ -276,11 +276,12 @@ impl Timeline<'_> {
         };
         let mut bucket = start;
         while bucket <= end {
-            if let Some((s, t, id)) = fix {
-                if !fix_drawn && s <= bucket {
-                    marker(&mut out, false, t, id);
-                    fix_drawn = true;
-                }
+            if let Some((s, t, id)) = fix
+                && !fix_drawn
+                && s <= bucket
+            {
+                marker(&mut out, false, t, id);
+                fix_drawn = true;
             }
             let n = counts.get(&bucket).copied().unwrap_or(0);
             let label = Timestamp::from_second(bucket)
@@ -296,11 +297,13 @@ impl Timeline<'_> {
                 let _ = write!(out, "  {}", paint(&bar(n, max), MATCH, self.color));
             }
             out.push('\n');
-            if let Some((s, t, id)) = fix {
-                if !fix_drawn && s > bucket && s < bucket + b {
-                    marker(&mut out, true, t, id);
-                    fix_drawn = true;
-                }
+            if let Some((s, t, id)) = fix
+                && !fix_drawn
+                && s > bucket
+                && s < bucket + b
+            {
+                marker(&mut out, true, t, id);
+                fix_drawn = true;
             }
             bucket += b;
         }

@@ -31,7 +31,7 @@ use crate::rule::Remediation;
 use crate::search::{InvalidTally, SearchConfig, Sink, Stats, search};
 use crate::source::framing::{Framing, Record};
 use crate::source::tail::{HEAD_BYTES, StartAt, TailEvent, Tailed, Tailer};
-use crate::store::{Batch, CoverageCell, DeliveryStatus, Store};
+use crate::store::{Batch, CoverageCell, DeliveryStatus, Store, StoreError};
 
 /// How file changes are noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -574,6 +574,7 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         refresh_all: true,
         refresh: BTreeSet::new(),
         outbox: outbox.as_ref(),
+        held: None,
     };
     let mut reload = false;
     let mut last_dirs = Instant::now();
@@ -700,6 +701,24 @@ fn wait_for(rx: &Receiver<Wake>, timeout: Duration) -> Option<Wake> {
     Some(best)
 }
 
+/// A batch held back by a busy state, followed by the next one: occurrences and coverage of
+/// both (coverage cells are running totals, and the store keeps the larger), and the newer
+/// word on each checkpoint (a file checkpointed again, or forgotten since).
+fn carry(mut held: Batch, next: Batch) -> Batch {
+    let newer: std::collections::HashSet<&str> = (next.checkpoints.iter().map(|c| c.path.as_str()))
+        .chain(next.forget_checkpoints.iter().map(String::as_str))
+        .collect();
+    held.checkpoints
+        .retain(|c| !newer.contains(c.path.as_str()));
+    held.forget_checkpoints
+        .retain(|p| !newer.contains(p.as_str()));
+    held.occurrences.extend(next.occurrences);
+    held.coverage.extend(next.coverage);
+    held.checkpoints.extend(next.checkpoints);
+    held.forget_checkpoints.extend(next.forget_checkpoints);
+    held
+}
+
 /// The per-turn work of the loop.
 struct Looper<'a> {
     samples_per_hour: Option<u32>,
@@ -717,6 +736,9 @@ struct Looper<'a> {
     refresh: BTreeSet<String>,
     /// The outbox thread (`None` with `--no-notify`).
     outbox: Option<&'a Sender<OutboxMsg>>,
+    /// A batch whose commit found the state's write lock held by another process past the
+    /// busy timeout (a scan storing a dense export): committed with the next turn's.
+    held: Option<Batch>,
 }
 
 impl Looper<'_> {
@@ -734,6 +756,7 @@ impl Looper<'_> {
         }
         let now_i = Instant::now();
         let mut batch = Batch::default();
+        let held = self.held.take();
         let mut more = false;
         let files: Vec<&mut Tailed> = tailer.files_mut().collect();
         for t in files {
@@ -760,12 +783,27 @@ impl Looper<'_> {
             .drain(..)
             .filter(|k| !keep.contains(k.as_str()))
             .collect();
+        if let Some(h) = held {
+            batch = carry(h, batch);
+        }
         let wrote = !(batch.occurrences.is_empty()
             && batch.coverage.is_empty()
             && batch.checkpoints.is_empty()
             && batch.forget_checkpoints.is_empty());
         if wrote {
-            let outcome = store.commit(&batch)?;
+            let outcome = match store.commit(&batch) {
+                Ok(o) => o,
+                // Another process holds the write lock (past the busy timeout): nothing is
+                // lost, the batch waits for the next turn. Checkpoints are not committed
+                // either, so even a stop now only means reading those lines again.
+                Err(e @ StoreError::Locked { .. }) => {
+                    tracing::warn!("commit put off, retried with the next turn: {e}");
+                    Metrics::add(&m.commits_busy, 1);
+                    self.held = Some(batch);
+                    return Ok(more);
+                }
+                Err(e) => return Err(e.into()),
+            };
             Metrics::add(&m.commits, 1);
             for i in &outcome.new_occurrences {
                 let o = &batch.occurrences[*i];

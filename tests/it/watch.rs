@@ -953,6 +953,41 @@ fn an_episode_notifies_as_soon_as_it_opens() {
     assert_eq!(w.stop(), 0);
 }
 
+/// Another process holding the state's write lock past the busy timeout (a scan storing a
+/// dense export) puts a commit off: the sidecar keeps running, and the held lines are stored
+/// once, with the next turn, when the lock is free.
+#[test]
+fn a_busy_state_puts_commits_off_and_loses_nothing() {
+    let ws = setup();
+    let log = ws.join("logs/app.log");
+    let w = Watch::start(&ws, &["logs/app.log"]);
+    append(&log, &line(1));
+    w.wait_metric("recur_commits_total", 1, 10);
+    let db = rusqlite::Connection::open(ws.join(".recur/state.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    append(&log, &line(2));
+    append(&log, &line(3));
+    // The busy timeout is 5 s.
+    w.wait_metric("recur_commits_busy_total", 1, 15);
+    append(&log, &line(4));
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+    w.wait_metric("recur_occurrences_total", 4, 15);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while numbers(&ws) != [1, 2, 3, 4] && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(numbers(&ws), [1, 2, 3, 4], "{}", w.log());
+    assert!(w.log().contains("commit put off"), "{}", w.log());
+    assert_eq!(w.stop(), 0);
+    // The checkpoint moved past the held lines: a restart reads nothing again.
+    let w = Watch::start(&ws, &["logs/app.log"]);
+    append(&log, &line(5));
+    w.wait_metric("recur_occurrences_total", 1, 10);
+    assert_eq!(w.stop(), 0);
+    assert_eq!(numbers(&ws), [1, 2, 3, 4, 5]);
+}
+
 /// A rule for the notification tests: every numbered line recurs, an episode opens at once.
 fn notify_setup(url: &str, extra: &str) -> Workspace {
     let ws = setup();

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub files_lost: AtomicU64,
     pub checkpoint_lag_bytes: AtomicU64,
     pub commits: AtomicU64,
+    pub commits_busy: AtomicU64,
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
     pub rules_loaded: AtomicU64,
@@ -70,7 +71,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 21] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 22] = [
             (
                 "recur_lines_read_total",
                 "counter",
@@ -166,6 +167,12 @@ impl Metrics {
                 "counter",
                 "State transactions committed.",
                 &self.commits,
+            ),
+            (
+                "recur_commits_busy_total",
+                "counter",
+                "Commits put off because another process held the state's write lock (retried with the next turn).",
+                &self.commits_busy,
             ),
             (
                 "recur_rule_reloads_total",

@@ -283,6 +283,8 @@ enum RawValue<'a> {
     /// A bare value, read two ways: up to a JSON delimiter (`5,` `true}`) and up to the next
     /// blank (logfmt's reading: `a,b` is one value there).
     Bare(&'a [u8], &'a [u8]),
+    /// A string value whose first byte, written plainly, starts no wanted value.
+    Unwanted,
 }
 
 /// Is the byte before `s` a word byte that makes `s` no word start? A word byte that ends an
@@ -297,7 +299,12 @@ fn is_json_ws(b: u8) -> bool {
 
 /// Reads the value after a key that ends at `i` (just past its last byte). Accepts `"k":"v"`,
 /// `"k": v`, `\"k\":\"v\"` (JSON inside a JSON string), `k=v` and `k="v"`.
-fn raw_value(hay: &[u8], mut i: usize) -> RawValue<'_> {
+///
+/// A quoted value whose first byte is written plainly (no escape) and fails `may_start` is
+/// [`RawValue::Unwanted`] before its end is looked for: the key is in nearly every line, its
+/// value is usually one no rule wants, and its first byte says so (`"OK"`, three lines in
+/// four of a typical log) without the search for the closing quote.
+fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawValue<'_> {
     let at = |i: usize| hay.get(i).copied();
     // The key's closing quote, plain or escaped.
     if at(i) == Some(b'"') {
@@ -321,6 +328,9 @@ fn raw_value(hay: &[u8], mut i: usize) -> RawValue<'_> {
         None => RawValue::NotAKey,
         Some(b'"') => {
             let start = i + 1;
+            if hay.get(start).is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b)) {
+                return RawValue::Unwanted;
+            }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {
                 Some(n) if hay[start + n] == b'"' => RawValue::Value(&hay[start..start + n]),
                 // An escape inside the value, or no closing quote.
@@ -332,6 +342,9 @@ fn raw_value(hay: &[u8], mut i: usize) -> RawValue<'_> {
                 return RawValue::Unknown;
             }
             let start = i + 2;
+            if hay.get(start).is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b)) {
+                return RawValue::Unwanted;
+            }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {
                 Some(n) if hay[start + n] == b'\\' && at(start + n + 1) == Some(b'"') => {
                     RawValue::Value(&hay[start..start + n])
@@ -439,6 +452,11 @@ impl KeyEntry {
         if !list.contains(&t) {
             list.push(t);
         }
+    }
+
+    /// Whether a wanted value starts with this byte.
+    fn may_start(&self, f: u8) -> bool {
+        self.firsts[(f >> 6) as usize] & (1 << (f & 63)) != 0
     }
 
     fn lookup(&self, v: &[u8]) -> Option<&Vec<u32>> {
@@ -618,8 +636,8 @@ impl Prefilter {
                         false
                     }
                 };
-                match raw_value(hay, e) {
-                    RawValue::NotAKey => {}
+                match raw_value(hay, e, |b| entry.may_start(b)) {
+                    RawValue::NotAKey | RawValue::Unwanted => {}
                     RawValue::Unknown => entry.all.iter().for_each(|&t| hit(s, t)),
                     RawValue::Value(v) => {
                         found(v);

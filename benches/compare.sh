@@ -249,7 +249,8 @@ time_rounds() {
             # CPU seconds (user + system, 10 ms resolution): more than the wall time where a
             # command keeps two cores busy (a dense scan stores on a second thread while one
             # reads), and what a busy machine's other tenants are competing for.
-            awk '{ printf "%.2f\n", $1 + $2 }' "$logs/$key.cpu1" >>"$logs/$key.cpu"
+            # (The last line: GNU time writes a line about a non-zero exit status before it.)
+            awk 'END { printf "%.2f\n", $1 + $2 }' "$logs/$key.cpu1" >>"$logs/$key.cpu"
         done
     done
     for key in "${keys[@]}"; do

@@ -328,7 +328,10 @@ fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawVal
         None => RawValue::NotAKey,
         Some(b'"') => {
             let start = i + 1;
-            if hay.get(start).is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b)) {
+            if hay
+                .get(start)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b))
+            {
                 return RawValue::Unwanted;
             }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {
@@ -342,7 +345,10 @@ fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawVal
                 return RawValue::Unknown;
             }
             let start = i + 2;
-            if hay.get(start).is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b)) {
+            if hay
+                .get(start)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b))
+            {
                 return RawValue::Unwanted;
             }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {

@@ -277,7 +277,8 @@ mod tests {
         Metrics::add(&m.events, 3);
         let text = m.render();
         assert!(text.contains("# TYPE recur_events_total counter\nrecur_events_total 3\n"));
-        assert_eq!(text.matches("# HELP").count(), 21);
+        assert_eq!(text.matches("# HELP").count(), 22);
+        assert!(text.contains("# TYPE recur_commits_busy_total counter\n"));
     }
 
     fn get(addr: std::net::SocketAddr, path: &str) -> String {

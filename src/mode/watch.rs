@@ -831,7 +831,17 @@ impl Looper<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        self.refresh(store, loaded)?;
+        // A busy state here too waits for the next turn: what is to be refreshed is kept until
+        // a refresh succeeds, and recomputing it is idempotent.
+        if let Err(e) = self.refresh(store, loaded) {
+            match e.downcast_ref::<StoreError>() {
+                Some(busy @ StoreError::Locked { .. }) => {
+                    tracing::warn!("episode refresh put off, retried with the next turn: {busy}");
+                    Metrics::add(&m.commits_busy, 1);
+                }
+                _ => return Err(e),
+            }
+        }
         Ok(more)
     }
 

@@ -235,7 +235,7 @@ impl Matcher {
     /// single needle (see [`crate::source::framing::Anchor`]).
     pub fn anchor(&self) -> Option<crate::source::framing::Anchor> {
         self.prefilter
-            .single_needle()
+            .single_needle(crate::source::framing::wide_shape_pass())
             .and_then(crate::source::framing::Anchor::new)
     }
 

@@ -171,6 +171,9 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct SearchConfig {
     pub decode: DecodeConfig,
+    /// Decode candidates with only these top-level fields (`scan`, `watch`: a sink that needs
+    /// the whole event decodes it again); `None` decodes whole (`grep` prints events).
+    pub keep: Option<crate::decode::Keep>,
     /// Events outside `[since, until)` are ignored; untimed events too when a bound is set.
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
@@ -459,7 +462,11 @@ impl Searcher<'_> {
         invalid: &mut InvalidTally,
     ) -> bool {
         stats.decoded += 1;
-        match decode::decode(rec.bytes, meta, &self.cfg.decode) {
+        let decoded = match &self.cfg.keep {
+            Some(keep) => decode::decode_keeping(rec.bytes, meta, &self.cfg.decode, keep),
+            None => decode::decode(rec.bytes, meta, &self.cfg.decode),
+        };
+        match decoded {
             Ok(e) => self.evaluate(rec, &e, sink, stats),
             Err(e) => {
                 stats.invalid += 1;

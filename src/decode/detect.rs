@@ -55,6 +55,32 @@ pub fn decode(bytes: &[u8], meta: &RecordMeta, cfg: &DecodeConfig) -> Result<Eve
     }
 }
 
+/// [`decode`], keeping of a JSON object only the top-level fields in `keep` (the others are
+/// parsed, so the record is checked as a whole, but not built): most of what decoding a
+/// candidate costs is allocating every field of it, and rules look at a few. The event is
+/// [`Event::projected`] when a field was left out. Other records, and envelopes that carry
+/// their own time or stream (`meta`), decode whole.
+pub fn decode_keeping(
+    bytes: &[u8],
+    meta: &RecordMeta,
+    cfg: &DecodeConfig,
+    keep: &json::Keep,
+) -> Result<Event, DecodeError> {
+    let plain_meta = meta.time.is_none() && meta.stream.is_none();
+    if !plain_meta || !matches!(cfg.format, Format::Auto | Format::Cri | Format::Json) {
+        return decode(bytes, meta, cfg);
+    }
+    let line = validate(bytes)?;
+    if !starts_with_brace(line) {
+        return decode(bytes, meta, cfg);
+    }
+    let (map, dropped) = json::parse_object_keeping(line, keep)?;
+    // Every key of a Docker entry is kept: with one left out, it cannot be one.
+    let mut ev = envelope::from_object_shaped(map, line, meta, cfg, !dropped)?;
+    ev.projected = dropped;
+    Ok(ev)
+}
+
 /// Checks a record and returns its text without a leading BOM and a trailing line terminator.
 ///
 /// Offsets in errors count bytes of `bytes` as given (BOM included), so they point into the
@@ -121,5 +147,6 @@ pub(crate) fn finish(
         time: time.or(envelope_time).or(meta.time),
         id,
         format,
+        projected: false,
     }
 }

@@ -20,6 +20,24 @@ use crate::time::{leading_timestamp, parse_time_value};
 const GCP_MARKERS: [&str; 4] = ["insertId", "logName", "resource", "receiveTimestamp"];
 const DOCKER_KEYS: [&str; 4] = ["log", "stream", "time", "attrs"];
 
+/// Every top-level key that envelope detection and unwrapping look at: a projected decode
+/// keeps them all (see [`super::decode_keeping`]).
+pub const ENVELOPE_KEYS: &[&str] = &[
+    "insertId",
+    "logName",
+    "resource",
+    "receiveTimestamp",
+    "timestamp",
+    "jsonPayload",
+    "textPayload",
+    "protoPayload",
+    "message",
+    "log",
+    "stream",
+    "time",
+    "attrs",
+];
+
 /// Turns a parsed JSON object into an event, unwrapping a GCP or Docker envelope if it has
 /// that shape. `raw` is the record's text (for `_line`).
 pub fn from_object(
@@ -28,9 +46,21 @@ pub fn from_object(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
 ) -> Result<Event, DecodeError> {
+    from_object_shaped(map, raw, meta, cfg, true)
+}
+
+/// [`from_object`]; `may_be_docker` false when the object is known not to be a Docker entry
+/// (some of its keys were left out, see [`super::decode_keeping`]).
+pub(crate) fn from_object_shaped(
+    map: Map<String, Value>,
+    raw: &str,
+    meta: &RecordMeta,
+    cfg: &DecodeConfig,
+    may_be_docker: bool,
+) -> Result<Event, DecodeError> {
     if is_gcp(&map) {
         gcp(map, raw, meta, cfg)
-    } else if is_docker(&map) {
+    } else if may_be_docker && is_docker(&map) {
         docker(map, meta, cfg)
     } else {
         Ok(finish(

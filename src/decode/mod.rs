@@ -108,6 +108,9 @@ pub struct Event {
     pub id: Option<String>,
     /// The format the record was decoded as.
     pub format: Format,
+    /// Decoded with only some of its top-level fields ([`decode_keeping`]): what rules, time
+    /// and id fields need. A sample of it must decode the record again, whole.
+    pub projected: bool,
 }
 
 impl Event {
@@ -145,7 +148,8 @@ pub mod logfmt;
 pub mod text;
 
 pub use cri::{CriLine, looks_like_cri, parse_cri_line};
-pub use detect::decode;
+pub use detect::{decode, decode_keeping};
+pub use json::Keep;
 
 /// Reads a configured field path (`cfg.time_fields`, `cfg.id_fields`) from an object.
 ///

@@ -416,6 +416,7 @@ fn decode_table() {
                     time: time.map(ts),
                     id: id.map(str::to_owned),
                     format,
+                    projected: false,
                 };
                 assert_eq!(ev, want, "case {:?}", c.name);
             }
@@ -503,4 +504,61 @@ proptest! {
             let _ = parse_cri_line(s.as_bytes());
         }
     }
+}
+
+/// A projected decode keeps what rules, time and id fields and envelopes need, and agrees
+/// with a whole decode on everything it keeps.
+#[test]
+fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
+    let cfg = DecodeConfig::default();
+    let keep = Keep::new([&["error_code".to_string()][..], &["env".to_string()][..]]);
+    let meta = RecordMeta::default();
+    let cases = [
+        // Fields nobody asked for are left out (the event says so), the rest is the same.
+        r#"{"timestamp":"2025-09-08T19:01:46Z","error_code":"NO_TOKEN","env":"staging","user_agent":"x","n":[1,{"a":2}]}"#,
+        // Duplicate keys: the last wins, kept or not.
+        r#"{"error_code":"A","other":1,"error_code":"NO_TOKEN","other":2}"#,
+        // Escaped keys and values.
+        r#"{"error\u005fcode":"NO_\u0054OKEN","x\"y":"\\"}"#,
+        // Every key kept: not projected.
+        r#"{"error_code":"NO_TOKEN","timestamp":"2025-09-08T19:01:46Z"}"#,
+        // Docker keys plus one more: a plain object, not a Docker entry, either way.
+        r#"{"log":"{\"error_code\":\"NO_TOKEN\"}\n","stream":"stderr","time":"2025-09-08T19:01:46Z","pod":"p"}"#,
+        // A Docker entry (only its keys): unwrapped either way.
+        r#"{"log":"{\"error_code\":\"NO_TOKEN\"}\n","stream":"stderr","time":"2025-09-08T19:01:46Z"}"#,
+        // A GCP entry: the payload is kept whole and lifted.
+        r#"{"insertId":"i1","timestamp":"2025-09-08T19:01:46Z","jsonPayload":{"error_code":"NO_TOKEN","deep":{"k":1}},"severity":"ERROR"}"#,
+    ];
+    for line in cases {
+        let whole = decode(line.as_bytes(), &meta, &cfg).unwrap();
+        let part = decode_keeping(line.as_bytes(), &meta, &cfg, &keep).unwrap();
+        let wm = whole.fields.as_object().unwrap();
+        let pm = part.fields.as_object().unwrap();
+        for (k, v) in pm {
+            assert_eq!(wm.get(k), Some(v), "{line}: {k}");
+        }
+        for k in ["error_code", "env", "timestamp"] {
+            assert_eq!(wm.get(k), pm.get(k), "{line}: {k}");
+        }
+        assert_eq!(part.projected, wm.len() != pm.len(), "{line}");
+        assert_eq!(
+            (&part.text, part.time, &part.id, part.format),
+            (&whole.text, whole.time, &whole.id, whole.format),
+            "{line}"
+        );
+    }
+    // What is invalid is the same, and so is the message.
+    for bad in [
+        r#"{"error_code":"NO_TOKEN","x":tru}"#,
+        r#"{"a":1} trailing"#,
+        r#"{"a":1"#,
+        r#"{"x":"\ud800"}"#,
+    ] {
+        let whole = decode(bad.as_bytes(), &meta, &cfg).unwrap_err();
+        let part = decode_keeping(bad.as_bytes(), &meta, &cfg, &keep).unwrap_err();
+        assert_eq!(whole, part, "{bad}");
+    }
+    // Text and logfmt lines decode whole.
+    let t = decode_keeping(b"2025-09-08T19:01:46Z text NO_TOKEN", &meta, &cfg, &keep).unwrap();
+    assert!(!t.projected);
 }

@@ -73,7 +73,9 @@ fn fast_path(
     read: Option<usize>,
 ) -> (Occurrences, u64) {
     fn run<R: Read>(matcher: &Matcher, mut reader: RecordReader<R>) -> (Occurrences, u64) {
+        // Candidates decoded as `scan` decodes them: only the fields the rules use.
         let cfg = SearchConfig {
+            keep: Some(matcher.keep(&DecodeConfig::default())),
             decode: DecodeConfig::default(),
             since: None,
             until: None,

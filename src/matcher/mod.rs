@@ -231,6 +231,27 @@ impl Matcher {
             .scan_positions(block, escapes, found, |p, t| out.push((p, t)));
     }
 
+    /// The top-level fields a candidate must be decoded with for these rules to be evaluated
+    /// on it, with `cfg`'s time and id fields (see [`crate::decode::decode_keeping`]).
+    pub fn keep(&self, cfg: &crate::decode::DecodeConfig) -> crate::decode::Keep {
+        use crate::rule::FieldPath;
+        let split = |s: &String| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let mut paths: Vec<Vec<String>> = Vec::new();
+        for r in self.rules.iter() {
+            let conds = r
+                .scope
+                .iter()
+                .chain(r.signatures.iter().flat_map(|s| &s.conditions));
+            for c in conds {
+                if let FieldPath::Field(p) = &c.path {
+                    paths.push(p.clone());
+                }
+            }
+        }
+        paths.extend(cfg.time_fields.iter().chain(&cfg.id_fields).map(split));
+        crate::decode::Keep::new(paths.iter().map(Vec::as_slice))
+    }
+
     /// What the reader can look for during its pass over each block, when the prefilter is a
     /// single needle (see [`crate::source::framing::Anchor`]).
     pub fn anchor(&self) -> Option<crate::source::framing::Anchor> {

@@ -314,6 +314,8 @@ impl Findings {
 /// The [`Sink`] shared by `scan` and `watch`: turns hits into occurrences and coverage.
 pub struct FindingsSink<'a> {
     pub rules: &'a [Remediation],
+    /// How records are decoded: a sample of a projected event decodes its record again, whole.
+    pub decode: &'a crate::decode::DecodeConfig,
     pub redactor: &'a Redactor,
     pub source: &'a str,
     /// `watch` gives an untimed event its arrival time; `scan` leaves it untimed.
@@ -404,7 +406,18 @@ impl Sink for FindingsSink<'_> {
                     .unwrap_or(self.rules[rule].alert.samples.max(1));
                 let sample = if *taken < cap {
                     *taken += 1;
-                    self.redactor.sample(event, SAMPLE_BYTES)
+                    // A projected event lacks the fields no rule reads: a sample shows the
+                    // whole event (its record was decoded with the envelope's default meta,
+                    // see `decode_keeping`).
+                    let whole = event
+                        .projected
+                        .then(|| {
+                            crate::decode::decode(record.bytes, &Default::default(), self.decode)
+                                .ok()
+                        })
+                        .flatten();
+                    self.redactor
+                        .sample(whole.as_ref().unwrap_or(event), SAMPLE_BYTES)
                 } else {
                     String::new()
                 };

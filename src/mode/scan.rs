@@ -182,12 +182,13 @@ pub fn run(
         decode_cfg.format = args.input;
     }
     let max_line = args.max_line_bytes.unwrap_or(config.input.max_line_bytes);
+    let matcher = Matcher::new(rules.clone(), config.coverage.mode);
     let search_cfg = SearchConfig {
+        keep: Some(matcher.keep(&decode_cfg)),
         decode: decode_cfg,
         since: None,
         until: None,
     };
-    let matcher = Matcher::new(rules.clone(), config.coverage.mode);
 
     // Inputs, minus those already scanned with the same rules and parameters.
     let (inputs, mut errors) = expand(&args.paths);
@@ -661,6 +662,7 @@ fn run_unit(unit: &WorkUnit, input: &Input, ctx: &UnitCtx<'_>) -> UnitResult {
         let mut found = Findings::default();
         let mut sink = FindingsSink {
             rules,
+            decode: &cfg.decode,
             redactor,
             source: &name,
             untimed_at: None,

@@ -237,6 +237,7 @@ line = 'x'
             time: None,
             id: None,
             format: Format::Json,
+            projected: false,
         }
     }
 

@@ -451,8 +451,11 @@ pub fn run(args: &WatchArgs, color: bool, err: &mut dyn Write) -> anyhow::Result
         decode.format = args.input;
     }
     let framing = (args.input == Format::Cri).then_some(Framing::Cri);
+    // Whole events: the rules can be reloaded while the sidecar runs, and a live log is read
+    // at the rate it is written.
     let search_cfg = SearchConfig {
         decode,
+        keep: None,
         since: None,
         until: None,
     };
@@ -912,6 +915,7 @@ impl Looper<'_> {
             let mut sink = WatchSink {
                 inner: FindingsSink {
                     rules: &loaded.rules,
+                    decode: &self.search_cfg.decode,
                     redactor: self.redactor,
                     source: &source,
                     untimed_at: Some(Timestamp::now()),

@@ -261,6 +261,7 @@ mod tests {
             time: None,
             id: None,
             format: Format::Json,
+            projected: false,
         }
     }
 

@@ -373,6 +373,7 @@ mod tests {
             time: None,
             id: None,
             format: Format::Json,
+            projected: false,
         }
     }
 

@@ -379,6 +379,8 @@ pub fn run(
     let now = Timestamp::now();
     let search_cfg = SearchConfig {
         decode,
+        // Whole events: they are printed.
+        keep: None,
         since: args.since.map(|b| b.resolve(now)),
         until: args.until.map(|b| b.resolve(now)),
     };

@@ -141,11 +141,6 @@ fn bench_decode(c: &mut Criterion) {
 }
 
 fn bench_match(c: &mut Criterion) {
-    let cfg = SearchConfig {
-        decode: DecodeConfig::default(),
-        since: None,
-        until: None,
-    };
     let mut g = c.benchmark_group("match");
     g.sample_size(10);
     for (sname, shape) in [("flat", Shape::Flat), ("gcp", Shape::Gcp)] {
@@ -154,6 +149,13 @@ fn bench_match(c: &mut Criterion) {
             g.throughput(Throughput::Bytes(data.len() as u64));
             for n in [1usize, 10, 100, 1000] {
                 let matcher = Matcher::new(rules(n), CoverageMode::Sampled);
+                // Candidates decoded as `scan` decodes them.
+                let cfg = SearchConfig {
+                    keep: Some(matcher.keep(&DecodeConfig::default())),
+                    decode: DecodeConfig::default(),
+                    since: None,
+                    until: None,
+                };
                 g.bench_with_input(
                     BenchmarkId::new(format!("{sname}/{rname}"), n),
                     &n,

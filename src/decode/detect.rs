@@ -16,7 +16,11 @@ use super::{json, logfmt, text};
 ///
 /// Never panics; every input is either an [`Event`] or a [`DecodeError`].
 pub fn decode(bytes: &[u8], meta: &RecordMeta, cfg: &DecodeConfig) -> Result<Event, DecodeError> {
-    let line = validate(bytes)?;
+    decode_valid(validate(bytes)?, meta, cfg)
+}
+
+/// [`decode`] of a record [`validate`] has passed.
+fn decode_valid(line: &str, meta: &RecordMeta, cfg: &DecodeConfig) -> Result<Event, DecodeError> {
     match cfg.format {
         // CRI framing is undone by the source; the content is an ordinary line.
         Format::Auto | Format::Cri => {
@@ -72,7 +76,7 @@ pub fn decode_keeping(
     }
     let line = validate(bytes)?;
     if !starts_with_brace(line) {
-        return decode(bytes, meta, cfg);
+        return decode_valid(line, meta, cfg);
     }
     let (map, dropped) = json::parse_object_keeping(line, keep)?;
     // Every key of a Docker entry is kept: with one left out, it cannot be one.

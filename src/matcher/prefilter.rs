@@ -306,6 +306,9 @@ fn is_json_ws(b: u8) -> bool {
 /// four of a typical log) without the search for the closing quote.
 fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawValue<'_> {
     let at = |i: usize| hay.get(i).copied();
+    // A string starting at `start` whose first byte, written plainly, starts no wanted value.
+    let unwanted =
+        |start: usize| at(start).is_some_and(|b| b != b'"' && b != b'\\' && !may_start(b));
     // The key's closing quote, plain or escaped.
     if at(i) == Some(b'"') {
         i += 1;
@@ -328,10 +331,7 @@ fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawVal
         None => RawValue::NotAKey,
         Some(b'"') => {
             let start = i + 1;
-            if hay
-                .get(start)
-                .is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b))
-            {
+            if unwanted(start) {
                 return RawValue::Unwanted;
             }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {
@@ -345,10 +345,7 @@ fn raw_value(hay: &[u8], mut i: usize, may_start: impl Fn(u8) -> bool) -> RawVal
                 return RawValue::Unknown;
             }
             let start = i + 2;
-            if hay
-                .get(start)
-                .is_some_and(|&b| b != b'"' && b != b'\\' && !may_start(b))
-            {
+            if unwanted(start) {
                 return RawValue::Unwanted;
             }
             match memchr::memchr2(b'"', b'\\', &hay[start..]) {

@@ -447,17 +447,15 @@ impl Committer<'_> {
         if self.bounds.is_none() {
             return Ok(());
         }
-        let a = &self.assemblies[&idx];
-        let complete = a.next == self.parts_of[idx];
+        let complete = self.complete(idx);
         match self.open {
             Some(open) if open == idx => {
                 self.add(idx)?;
                 if complete {
                     self.store_input(idx)?;
                     // Inputs read whole while this one was open.
-                    let done: Vec<usize> = (self.assemblies.iter())
-                        .filter(|(i, a)| a.next == self.parts_of[**i])
-                        .map(|(i, _)| *i)
+                    let done: Vec<usize> = (self.assemblies.keys().copied())
+                        .filter(|&i| self.complete(i))
                         .collect();
                     for i in done {
                         self.store_input(i)?;
@@ -467,15 +465,25 @@ impl Committer<'_> {
             // Another input is open: this one waits for it.
             Some(_) => {}
             None if complete => self.store_input(idx)?,
-            None if a.found.len() >= STREAM_AFTER
-                && a.found.len() as u64 * STREAM_DENSITY >= a.acc.stats.bytes =>
-            {
+            None if self.dense(idx) => {
                 self.begin(idx)?;
                 self.add(idx)?;
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// Whether every part of an input has been taken.
+    fn complete(&self, idx: usize) -> bool {
+        self.assemblies[&idx].next == self.parts_of[idx]
+    }
+
+    /// Whether an input has gathered enough occurrences, densely enough, to be stored while
+    /// the rest of it is read.
+    fn dense(&self, idx: usize) -> bool {
+        let a = &self.assemblies[&idx];
+        a.found.len() >= STREAM_AFTER && a.found.len() as u64 * STREAM_DENSITY >= a.acc.stats.bytes
     }
 
     /// Takes the parts of an input that are next in order: their line numbers made

@@ -226,8 +226,8 @@ struct OpenBatch {
     marks: HashMap<String, i64>,
     /// The batch's input, when it is one whole input: its origin's reference once known (made
     /// with its first occurrence, so that inputs without any leave no row behind), else what
-    /// makes it.
-    origin: Option<Result<i64, Origin>>,
+    /// makes it (name, content key, size, tail hash).
+    origin: Option<Result<i64, (String, String, u64, String)>>,
     /// Whether this reading replaces an earlier one: an event already stored takes its time
     /// and signature, and moves to this origin when it came from the same input.
     replace: bool,
@@ -611,7 +611,7 @@ impl Store for SqliteStore {
                 sources: HashMap::new(),
             };
             if let Some(o) = origin {
-                batch.origin = Some(Err(o.clone()));
+                batch.origin = Some(Err((o.path.clone(), o.key.clone(), o.size, o.tail.clone())));
                 batch.replace = o.replace.is_some();
                 let ids = self
                     .conn
@@ -672,9 +672,8 @@ impl Store for SqliteStore {
             };
             let origin = match &b.origin {
                 Some(Ok(id)) => *id,
-                Some(Err(input)) => {
-                    let id = origin_id(conn, &input.path, &input.key, input.size, &input.tail)
-                        .map_err(classify)?;
+                Some(Err((path, key, size, tail))) => {
+                    let id = origin_id(conn, path, key, *size, tail).map_err(classify)?;
                     b.origin = Some(Ok(id));
                     id
                 }

@@ -332,11 +332,12 @@ pub struct FindingsSink<'a> {
     pub out: &'a mut Findings,
 }
 
-/// An occurrence's identity: the event's id field, else a hash of the record's bytes.
+/// An occurrence's identity: the event's id field, else its time and a hash of the record's
+/// bytes ([`Identity::of_record`]).
 pub fn identity(event: &Event, bytes: &[u8]) -> Identity {
     match &event.id {
         Some(id) => Identity::Text(format!("id:{id}").into()),
-        None => Identity::Hash(xxhash_rust::xxh3::xxh3_128(bytes)),
+        None => Identity::of_record(event.time, bytes),
     }
 }
 

@@ -13,10 +13,10 @@ use super::*;
 use crate::track::IntentDraft;
 
 /// Schema version written to `PRAGMA user_version`. Each step in [`MIGRATIONS`] moves one up.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations, applied in order inside one transaction each. Never edit a shipped step.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, V2, V3, V4, V5];
 
 /// Version 1, the first shipped schema (public so tests can build a file an older recur wrote).
 pub const SCHEMA_V1: &str = r#"
@@ -198,6 +198,20 @@ ALTER TABLE occurrences_v4 RENAME TO occurrences;
 -- occurrences are read from the table and sorted by the reader instead.
 CREATE INDEX occurrences_samples ON occurrences (rule, event_time) WHERE sample != '';
 CREATE INDEX occurrences_origin ON occurrences (origin);
+"#;
+
+/// Version 5: a hashed identity leads with its event time ([`Identity::of_record`]), so that
+/// a log's occurrences are appended to the B-trees in time order. An identity of version 4
+/// (the whole 128-bit hash) becomes its row's time and the hash's low 64 bits: what this
+/// version computes for the same record, so a record read again is still the same
+/// occurrence. Rows that would collide keep their old form (`OR IGNORE`).
+const V5: &str = r#"
+UPDATE OR IGNORE occurrences
+SET identity = unhex(CASE WHEN event_time IS NULL THEN '0000000000000000'
+                          WHEN event_time >= 0 THEN printf('%016x', event_time | -9223372036854775808)
+                          ELSE printf('%016x', event_time & 9223372036854775807) END
+                     || substr(hex(identity), 17))
+WHERE typeof(identity) = 'blob' AND length(identity) = 16;
 "#;
 
 /// An identity as stored: 16 big-endian bytes for a hash (their order is the numbers'), the
@@ -1703,6 +1717,58 @@ mod tests {
     /// A hashed identity as versions before 4 wrote it.
     const HASHED: &str = "h:00ff3a9e4ab44f1cc6115a9fcede2c01";
 
+    /// The version-5 rewrite in SQL gives what [`Identity::from_parts`] gives, for times
+    /// before and after 1970 and for untimed rows; text identities stay as they are.
+    #[test]
+    fn the_version_5_identities_are_what_this_version_computes() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE occurrences (identity BLOB PRIMARY KEY, event_time INTEGER) WITHOUT ROWID",
+        )
+        .unwrap();
+        let old: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        let times = [
+            None,
+            Some(0i64),
+            Some(1_757_492_400_000_000_001),
+            Some(-5),
+            Some(i64::MIN),
+            Some(i64::MAX),
+        ];
+        for (i, t) in times.iter().enumerate() {
+            c.execute(
+                "INSERT INTO occurrences VALUES (?1, ?2)",
+                params![(old + i as u128).to_be_bytes(), t],
+            )
+            .unwrap();
+        }
+        c.execute("INSERT INTO occurrences VALUES ('id:x', 7)", [])
+            .unwrap();
+        c.execute_batch(V5).unwrap();
+        for (i, t) in times.iter().enumerate() {
+            let time = t.map(|t| Timestamp::from_nanosecond(t as i128).unwrap());
+            let Identity::Hash(want) = Identity::from_parts(time, (old + i as u128) as u64) else {
+                unreachable!()
+            };
+            let got: Vec<u8> = c
+                .query_row(
+                    "SELECT identity FROM occurrences WHERE event_time IS ?1",
+                    params![t],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(got, want.to_be_bytes(), "time {t:?}");
+        }
+        let text: String = c
+            .query_row(
+                "SELECT identity FROM occurrences WHERE event_time = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(text, "id:x");
+    }
+
     #[test]
     fn a_version_1_file_migrates_and_keeps_its_episode_identities() {
         let dir = tempfile::tempdir().unwrap();
@@ -1741,15 +1807,26 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(kinds, ["text", "blob"]);
+        // Version 5 leads a hashed identity with its event time and keeps the hash's low
+        // 64 bits: what this version computes for the same record.
         let o = s.occurrences("R").unwrap();
         let ids: Vec<&str> = o.iter().map(|o| o.identity.as_str()).collect();
-        assert_eq!(ids, ["h:1", HASHED]);
+        let Identity::Hash(old) = Identity::parse(HASHED) else {
+            unreachable!()
+        };
+        let time = Timestamp::from_nanosecond(
+            ns(Timestamp::from_second(1_757_492_400).unwrap()) as i128 + 1,
+        )
+        .unwrap();
+        let now = Identity::from_parts(Some(time), old as u64);
+        assert_eq!(ids, ["h:1", now.to_string().as_str()]);
         assert_eq!(o[0].source, "late.jsonl");
         // The same event read again is the same occurrence.
         let mut s = s;
         let again = Batch {
             occurrences: vec![NewOccurrence {
                 line: 2,
+                identity: now,
                 ..occ(HASHED, 0)
             }],
             ..Default::default()

@@ -91,8 +91,18 @@ fn bench_shape(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(block.len() as u64));
     let mut suspects = Vec::new();
     let mut hits = Vec::new();
+    let mut marks = Vec::new();
     g.bench_function("block", |b| {
-        b.iter(|| shape_scan(std::hint::black_box(block), &mut suspects, None, &mut hits).lines)
+        b.iter(|| {
+            shape_scan(
+                std::hint::black_box(block),
+                &mut suspects,
+                None,
+                &mut hits,
+                &mut marks,
+            )
+            .lines
+        })
     });
     let anchor = Anchor::new(b"error_code").unwrap();
     g.bench_function("block+anchor", |b| {
@@ -102,6 +112,7 @@ fn bench_shape(c: &mut Criterion) {
                 &mut suspects,
                 Some(&anchor),
                 &mut hits,
+                &mut marks,
             );
             hits.len()
         })

@@ -610,6 +610,7 @@ impl Searcher<'_> {
         let mut i = 0;
         let mut counted_to = 0usize;
         let mut line_no = b.first_line;
+        let mut mark = 0usize;
         while i < self.cands.len() {
             let (p, _) = self.cands[i];
             let (s, e) = line_bounds(bytes, p);
@@ -620,6 +621,16 @@ impl Searcher<'_> {
             }
             if self.bad.binary_search(&s).is_ok() {
                 continue;
+            }
+            // From the last line-count mark before the line, when it is past the last count.
+            while mark < b.line_marks.len() && b.line_marks[mark].0 as usize <= s {
+                mark += 1;
+            }
+            if let Some(&(at, n)) = mark.checked_sub(1).map(|m| &b.line_marks[m])
+                && at as usize > counted_to
+            {
+                counted_to = at as usize;
+                line_no = b.first_line + n as u64;
             }
             line_no += count_lines(&bytes[counted_to..s]);
             counted_to = s;

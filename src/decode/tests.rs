@@ -562,3 +562,36 @@ fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
     let t = decode_keeping(b"2025-09-08T19:01:46Z text NO_TOKEN", &meta, &cfg, &keep).unwrap();
     assert!(!t.projected);
 }
+
+#[test]
+fn keep_answers_by_length_then_bytes() {
+    let long = "k".repeat(70);
+    let keep = Keep::new([
+        &["error_code".to_string()][..],
+        &["a".to_string(), "b".to_string()][..],
+        &[long.clone()][..],
+    ]);
+    for k in [
+        "error_code",
+        "a",
+        "a.b",
+        "message",
+        "timestamp",
+        long.as_str(),
+    ] {
+        assert!(keep.contains(k), "{k}");
+    }
+    let longer = "k".repeat(71);
+    let other_long = format!("{}x", "k".repeat(69));
+    for k in [
+        "",
+        "b",
+        "error_codf",
+        "request_id",
+        "level",
+        other_long.as_str(),
+        longer.as_str(),
+    ] {
+        assert!(!keep.contains(k), "{k}");
+    }
+}

@@ -5,6 +5,7 @@
 //! the stages around it. `--no-state` uses the same SQLite code on an in-memory database, so
 //! a one-off run follows exactly the logic of a tracked one.
 
+mod rows;
 pub mod sqlite;
 
 use std::fmt;

@@ -270,6 +270,59 @@ fn ns(t: Timestamp) -> i64 {
     t.as_nanosecond().clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// Inserts the rows of a first reading in one statement (see [`super::rows`]) and returns
+/// the indexes of those that were new, in order. `keyed` is (rule, identity, index, origin)
+/// in key order: of two readings of one event the first in it is the one stored.
+fn insert_all(
+    conn: &Connection,
+    keyed: &[(i64, &Identity, usize, i64)],
+    occurrences: &[NewOccurrence],
+    now: i64,
+) -> rusqlite::Result<Vec<usize>> {
+    use super::rows::{Bound, Row, Rows};
+    if keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = Rows(
+        keyed
+            .iter()
+            .map(|&(rule, identity, i, origin)| {
+                let o = &occurrences[i];
+                Row {
+                    rule,
+                    identity: identity.clone(),
+                    time: o.time.map(ns),
+                    signature: o.signature as i64,
+                    origin,
+                    line: o.line as i64,
+                    sample: o.sample.clone(),
+                }
+            })
+            .collect(),
+    );
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO occurrences (rule, identity, event_time, signature, origin, line, sample, read_at)
+         SELECT rule, identity, event_time, signature, origin, line, sample, ?2 FROM recur_rows(?1)
+         RETURNING rule, identity",
+    )?;
+    let mut new = Vec::new();
+    let mut returned = ins.query(params![Bound(std::rc::Rc::new(rows)), now])?;
+    while let Some(r) = returned.next()? {
+        let rule: i64 = r.get(0)?;
+        let identity = match r.get_ref(1)? {
+            rusqlite::types::ValueRef::Blob(b) if b.len() == 16 => {
+                Identity::Hash(u128::from_be_bytes(b.try_into().expect("16 bytes")))
+            }
+            v => Identity::Text(v.as_str()?.into()),
+        };
+        // The first reading of this key in the batch is the one inserted.
+        let at = keyed.partition_point(|k| (k.0, k.1) < (rule, &identity));
+        new.push(keyed[at].2);
+    }
+    new.sort_unstable();
+    Ok(new)
+}
+
 /// An occurrence from a row of [`OCCURRENCE_COLUMNS`].
 fn occurrence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOccurrence> {
     Ok(StoredOccurrence {
@@ -431,6 +484,10 @@ impl SqliteStore {
 
     fn init(conn: Connection, path: String) -> Result<Self, StoreError> {
         prepare_once(&conn);
+        super::rows::register(&conn).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         let store = SqliteStore {
             conn,
             path,
@@ -706,54 +763,39 @@ impl Store for SqliteStore {
         // another instead of splitting them at random (identities are hashes). Of two
         // readings of one event, the batch's own order decides (the later one's time wins).
         keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        let mut ins = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO occurrences (rule, identity, event_time, signature, origin, line, sample, read_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(classify)?;
+        let new = insert_all(conn, &keyed, occurrences, b.now).map_err(classify)?;
         // An event already stored (by an earlier batch, or earlier in this one) is not news;
         // a replacing reading gives it its time and signature, and takes it over when it was
-        // this input's before.
-        let mut upd = if b.replace {
-            Some(
-                conn.prepare_cached(&format!(
+        // this input's before. In key order, so that of two readings in this batch the later
+        // one's time is the one kept. Few rows on a first reading: those stored before by
+        // another input.
+        if b.replace && new.len() < keyed.len() {
+            let mut upd = conn
+                .prepare_cached(&format!(
                     "UPDATE occurrences SET event_time = ?3, signature = ?4, read_at = ?5,
                         origin = CASE WHEN origin IN ({}) THEN ?6 ELSE origin END
                      WHERE rule = ?1 AND identity = ?2",
                     b.earlier
                 ))
-                .map_err(classify)?,
-            )
-        } else {
-            None
-        };
-        let mut new = Vec::new();
-        let mut buf = [0u8; 16];
-        for (rule, identity, i, origin) in keyed {
-            let o = &occurrences[i];
-            let id = rusqlite::types::ToSqlOutput::Borrowed(identity_sql(identity, &mut buf));
-            let time = o.time.map(ns);
-            let n = ins
-                .execute(params![
+                .map_err(classify)?;
+            let mut buf = [0u8; 16];
+            for &(rule, identity, i, origin) in &keyed {
+                if new.binary_search(&i).is_ok() {
+                    continue;
+                }
+                let o = &occurrences[i];
+                let id = rusqlite::types::ToSqlOutput::Borrowed(identity_sql(identity, &mut buf));
+                upd.execute(params![
                     rule,
                     id,
-                    time,
+                    o.time.map(ns),
                     o.signature,
-                    origin,
-                    o.line as i64,
-                    o.sample,
-                    b.now
+                    b.now,
+                    origin
                 ])
                 .map_err(classify)?;
-            if n > 0 {
-                new.push(i);
-            } else if let Some(upd) = upd.as_mut() {
-                upd.execute(params![rule, id, time, o.signature, b.now, origin])
-                    .map_err(classify)?;
             }
         }
-        new.sort_unstable();
         Ok(new)
     }
 

@@ -156,17 +156,17 @@ unsafe impl VTabCursor for RowsCursor<'_> {
             return Ok(());
         };
         match i {
-            0 => ctx.set_result(&r.rule),
+            0 => ctx.set_result(r.rule),
             1 => match &r.identity {
-                Identity::Text(t) => ctx.set_result(&&**t),
+                Identity::Text(t) => ctx.set_result(&**t),
                 // Copied by SQLite (a transient result).
-                Identity::Hash(h) => ctx.set_result(&&h.to_be_bytes()[..]),
+                Identity::Hash(h) => ctx.set_result(&h.to_be_bytes()[..]),
             },
-            2 => ctx.set_result(&r.time),
-            3 => ctx.set_result(&r.signature),
-            4 => ctx.set_result(&r.origin),
-            5 => ctx.set_result(&r.line),
-            6 => ctx.set_result(&r.sample.as_str()),
+            2 => ctx.set_result(r.time),
+            3 => ctx.set_result(r.signature),
+            4 => ctx.set_result(r.origin),
+            5 => ctx.set_result(r.line),
+            6 => ctx.set_result(r.sample.as_str()),
             _ => Ok(()),
         }
     }

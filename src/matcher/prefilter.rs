@@ -802,7 +802,7 @@ mod tests {
         );
         assert_eq!(
             lits(Test::Regex(
-                regex::Regex::new("No JWT.* in WebSocket").unwrap()
+                regex::Regex::new("No JWT.* in WebSocket").unwrap().into()
             )),
             Some(vec![(" in WebSocket".into(), false, false)])
         );

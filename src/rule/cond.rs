@@ -289,7 +289,13 @@ mod tests {
             json!({"msg": "No JWT in headers", "lat": 12.5, "tags": ["a", "b"],
                           "auth": {"present": false}}),
         );
-        assert!(c("msg", Test::Regex(regex::Regex::new("^No JWT").unwrap())).eval(&e));
+        assert!(
+            c(
+                "msg",
+                Test::Regex(regex::Regex::new("^No JWT").unwrap().into())
+            )
+            .eval(&e)
+        );
         assert!(c("msg", Test::Contains("JWT".into())).eval(&e));
         assert!(c("msg", Test::Prefix("No".into())).eval(&e));
         assert!(c("msg", Test::Suffix("headers".into())).eval(&e));

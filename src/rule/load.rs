@@ -18,7 +18,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
-use regex::Regex;
 use toml_edit::{Item, TableLike, Value};
 
 use super::{
@@ -818,7 +817,7 @@ fn operator_test(r: &mut Reader<'_>, path: &FieldPath, op: &'static str, v: &Ite
     match op {
         "regex" => {
             let s = r.str(op, v)?;
-            match Regex::new(s) {
+            match super::Pattern::new(s) {
                 Ok(re) => Some(Test::Regex(re)),
                 Err(e) => {
                     let d = r

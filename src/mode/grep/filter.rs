@@ -187,8 +187,8 @@ pub fn parse_filter(s: &str) -> Result<Filter, String> {
     let test = match op {
         "=" => equality(value),
         "!=" => Test::Not(Box::new(equality(value))),
-        "~" => Test::Regex(regex()?),
-        "!~" => Test::Not(Box::new(Test::Regex(regex()?))),
+        "~" => Test::Regex(regex()?.into()),
+        "!~" => Test::Not(Box::new(Test::Regex(regex()?.into()))),
         ">" => Test::Gt(number()?),
         ">=" => Test::Ge(number()?),
         "<" => Test::Lt(number()?),
@@ -291,7 +291,7 @@ pub fn synthetic_rule(
         for c in &mut common {
             c.push(Condition {
                 path: FieldPath::Line,
-                test: Test::Regex(re.clone()),
+                test: Test::Regex(re.clone().into()),
             });
         }
     }

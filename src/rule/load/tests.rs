@@ -63,7 +63,7 @@ fn cond(path: &[&str], test: Test) -> Condition {
 }
 
 fn re(s: &str) -> Test {
-    Test::Regex(Regex::new(s).unwrap())
+    Test::Regex(regex::Regex::new(s).unwrap().into())
 }
 
 const DESIGN_EXAMPLE: &str = r#"id       = "WEBSOCKET_AUTH_NO_TOKEN_PERSISTENT_001"

@@ -18,6 +18,8 @@
 //! Names that describe a secret without holding one (`*_present`, `has_*`, `*_count`) stay
 //! readable too.
 
+use std::sync::OnceLock;
+
 use regex::{Captures, Regex};
 use serde_json::Value;
 
@@ -45,10 +47,6 @@ const KEY_COMPOUNDS: &[&str] = &[
 /// A compiled redaction policy.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    /// Built-in patterns applied before the `name=value` pairs.
-    patterns: Vec<(Regex, String)>,
-    /// `name=value` pairs in text; the value is masked when the name is sensitive.
-    pair: Regex,
     /// `[redact] patterns`, whole matches masked.
     extra_patterns: Vec<Regex>,
     extra_fields: Vec<String>,
@@ -56,41 +54,57 @@ pub struct Redactor {
 
 impl Default for Redactor {
     fn default() -> Self {
-        Redactor::new(&[], &[]).expect("built-in redaction patterns compile")
+        Redactor::new(&[], &[]).expect("no extra patterns")
     }
+}
+
+/// Built-in patterns applied before the `name=value` pairs, with their replacements.
+/// Compiled the first time something is redacted, once per process: most runs redact a few
+/// samples or nothing, and compiling them (the header pattern is case-insensitive Unicode)
+/// was a millisecond of every run's serial start.
+fn builtin_patterns() -> &'static [(Regex, String)] {
+    static P: OnceLock<Vec<(Regex, String)>> = OnceLock::new();
+    P.get_or_init(|| {
+        let re = |p: &str| Regex::new(p).expect("built-in redaction patterns compile");
+        vec![
+            // JWT: three base64url segments, the first two JSON objects (`eyJ` = `{"`).
+            (
+                re(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
+                MASK.to_string(),
+            ),
+            // Header lines and header-like pairs, in text or escaped inside JSON strings.
+            (
+                re(
+                    r#"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|api-key)(\\?"?\s*[:=]\s*\\?"?)[^"\\\r\n,;}]*(?:;[^"\\\r\n,}]*)*"#,
+                ),
+                format!("$1$2{MASK}"),
+            ),
+            (
+                re(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+                format!("$1 {MASK}"),
+            ),
+        ]
+    })
+}
+
+/// `name=value` in logfmt, query strings or free text; a quoted value is masked whole.
+/// `==` is a comparison, not an assignment, hence the `[^=]` guard.
+fn pair_pattern() -> &'static Regex {
+    static P: OnceLock<Regex> = OnceLock::new();
+    P.get_or_init(|| {
+        Regex::new(r#"\b([A-Za-z0-9_.-]+)=("[^"]*"|[^\s,;&"=][^\s,;&"]*)"#)
+            .expect("built-in redaction patterns compile")
+    })
 }
 
 impl Redactor {
     /// Builds the policy with extra field names and patterns (whole matches are masked).
     pub fn new(extra_fields: &[String], extra_patterns: &[String]) -> Result<Self, regex::Error> {
-        let patterns = vec![
-            // JWT: three base64url segments, the first two JSON objects (`eyJ` = `{"`).
-            (
-                Regex::new(r"eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")?,
-                MASK.to_string(),
-            ),
-            // Header lines and header-like pairs, in text or escaped inside JSON strings.
-            (
-                Regex::new(
-                    r#"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key|x-auth-token|api-key)(\\?"?\s*[:=]\s*\\?"?)[^"\\\r\n,;}]*(?:;[^"\\\r\n,}]*)*"#,
-                )?,
-                format!("$1$2{MASK}"),
-            ),
-            (
-                Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")?,
-                format!("$1 {MASK}"),
-            ),
-        ];
-        // `name=value` in logfmt, query strings or free text; a quoted value is masked whole.
-        // `==` is a comparison, not an assignment, hence the `[^=]` guard.
-        let pair = Regex::new(r#"\b([A-Za-z0-9_.-]+)=("[^"]*"|[^\s,;&"=][^\s,;&"]*)"#)?;
         let extra_patterns = extra_patterns
             .iter()
             .map(|p| Regex::new(p))
             .collect::<Result<_, _>>()?;
         Ok(Redactor {
-            patterns,
-            pair,
             extra_patterns,
             extra_fields: extra_fields
                 .iter()
@@ -108,13 +122,13 @@ impl Redactor {
     /// Masks secrets in free text.
     pub fn text(&self, s: &str) -> String {
         let mut out = std::borrow::Cow::Borrowed(s);
-        for (re, rep) in &self.patterns {
+        for (re, rep) in builtin_patterns() {
             if re.is_match(&out) {
                 out = std::borrow::Cow::Owned(re.replace_all(&out, rep.as_str()).into_owned());
             }
         }
         if out.contains('=') {
-            let replaced = self.pair.replace_all(&out, |c: &Captures<'_>| {
+            let replaced = pair_pattern().replace_all(&out, |c: &Captures<'_>| {
                 if self.sensitive_name(&c[1]) {
                     format!("{}={MASK}", &c[1])
                 } else {

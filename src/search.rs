@@ -443,7 +443,7 @@ impl Searcher<'_> {
             return true;
         }
         if self.matcher.candidates(rec.bytes, &mut self.scratch)
-            && !self.decode_candidate(rec, meta, sink, stats, invalid)
+            && !self.decode_candidate(rec, meta, false, sink, stats, invalid)
         {
             return false;
         }
@@ -453,16 +453,28 @@ impl Searcher<'_> {
 
     /// Decodes a candidate (the scratch holds its rules), evaluates it or counts it invalid,
     /// and tells the sink the record is done; false when the sink wants no more.
+    /// `clean`: the record is a line of a block checked whole (no NUL, valid UTF-8; see
+    /// [`Searcher::block`]), so it need not be checked again.
     fn decode_candidate<S: Sink>(
         &mut self,
         rec: &Record<'_>,
         meta: &RecordMeta,
+        clean: bool,
         sink: &mut S,
         stats: &mut Stats,
         invalid: &mut InvalidTally,
     ) -> bool {
         stats.decoded += 1;
         let decoded = match &self.cfg.keep {
+            Some(keep) if clean => {
+                debug_assert!(std::str::from_utf8(rec.bytes).is_ok() && !rec.bytes.contains(&0));
+                // SAFETY: a clean block is valid UTF-8 as a whole and cut at newlines, so each
+                // of its lines is too.
+                let line = unsafe { std::str::from_utf8_unchecked(rec.bytes) };
+                // As `decode::validate` does: a BOM opening a record is not part of it.
+                let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+                decode::decode_keeping_valid(line, meta, &self.cfg.decode, keep)
+            }
             Some(keep) => decode::decode_keeping(rec.bytes, meta, &self.cfg.decode, keep),
             None => decode::decode(rec.bytes, meta, &self.cfg.decode),
         };
@@ -640,7 +652,7 @@ impl Searcher<'_> {
                 end_offset: b.start_offset + e as u64 + 1,
                 terminated: true,
             };
-            if !self.decode_candidate(&rec, &RecordMeta::default(), sink, stats, invalid) {
+            if !self.decode_candidate(&rec, &RecordMeta::default(), true, sink, stats, invalid) {
                 return false;
             }
         }

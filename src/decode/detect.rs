@@ -78,9 +78,29 @@ pub fn decode_keeping(
     if !starts_with_brace(line) {
         return decode_valid(line, meta, cfg);
     }
+    decode_keeping_valid(line, meta, cfg, keep)
+}
+
+/// [`decode_keeping`] of a record already checked (no NUL, valid UTF-8, no terminator): a
+/// candidate cut from a block whose bytes were checked whole.
+pub fn decode_keeping_valid(
+    line: &str,
+    meta: &RecordMeta,
+    cfg: &DecodeConfig,
+    keep: &json::Keep,
+) -> Result<Event, DecodeError> {
+    let plain_meta = meta.time.is_none() && meta.stream.is_none();
+    if !plain_meta || !matches!(cfg.format, Format::Auto | Format::Cri | Format::Json) {
+        return decode(line.as_bytes(), meta, cfg);
+    }
+    if !starts_with_brace(line) {
+        return decode_valid(line, meta, cfg);
+    }
     let (map, dropped) = json::parse_object_keeping(line, keep)?;
-    // Every key of a Docker entry is kept: with one left out, it cannot be one.
-    let mut ev = envelope::from_object_shaped(map, line, meta, cfg, !dropped)?;
+    // Every key of a Docker entry is kept: with one left out, it cannot be one. A projected
+    // plain object has no `_line` text unless a rule reads it.
+    let with_text = !dropped || keep.line();
+    let mut ev = envelope::from_object_shaped(map, line, meta, cfg, !dropped, with_text)?;
     ev.projected = dropped;
     Ok(ev)
 }

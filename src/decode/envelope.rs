@@ -46,7 +46,7 @@ pub fn from_object(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
 ) -> Result<Event, DecodeError> {
-    from_object_shaped(map, raw, meta, cfg, true)
+    from_object_shaped(map, raw, meta, cfg, true, true)
 }
 
 /// [`from_object`]; `may_be_docker` false when the object is known not to be a Docker entry
@@ -57,19 +57,21 @@ pub(crate) fn from_object_shaped(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
     may_be_docker: bool,
+    with_text: bool,
 ) -> Result<Event, DecodeError> {
     if is_gcp(&map) {
         gcp(map, raw, meta, cfg)
     } else if may_be_docker && is_docker(&map) {
         docker(map, meta, cfg)
     } else {
-        Ok(finish(
-            json::body(map, cfg),
-            raw.to_owned(),
-            None,
-            meta,
-            cfg,
-        ))
+        // `_line` of a plain object is the line itself: a copy of every candidate that only
+        // a `_line` condition reads.
+        let text = if with_text {
+            raw.to_owned()
+        } else {
+            String::new()
+        };
+        Ok(finish(json::body(map, cfg), text, None, meta, cfg))
     }
 }
 

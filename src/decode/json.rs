@@ -36,6 +36,8 @@ pub struct Keep {
     lengths: u64,
     /// The kept keys, sorted by length then bytes.
     keys: Vec<Box<str>>,
+    /// Whether a rule reads `_line`, the record's text.
+    line: bool,
 }
 
 impl Keep {
@@ -58,7 +60,21 @@ impl Keep {
             .iter()
             .filter(|k| k.len() < 64)
             .fold(0u64, |m, k| m | 1 << k.len());
-        Keep { lengths, keys }
+        Keep {
+            lengths,
+            keys,
+            line: false,
+        }
+    }
+
+    /// Also keeps the record's text (`_line`).
+    pub fn with_line(mut self, line: bool) -> Keep {
+        self.line = line;
+        self
+    }
+
+    pub fn line(&self) -> bool {
+        self.line
     }
 
     pub fn contains(&self, key: &str) -> bool {

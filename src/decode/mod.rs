@@ -109,7 +109,8 @@ pub struct Event {
     /// The format the record was decoded as.
     pub format: Format,
     /// Decoded with only some of its top-level fields ([`decode_keeping`]): what rules, time
-    /// and id fields need. A sample of it must decode the record again, whole.
+    /// and id fields need (and `text` only if a rule reads `_line`). A sample of it must decode
+    /// the record again, whole.
     pub projected: bool,
 }
 
@@ -148,7 +149,7 @@ pub mod logfmt;
 pub mod text;
 
 pub use cri::{CriLine, looks_like_cri, parse_cri_line};
-pub use detect::{decode, decode_keeping};
+pub use detect::{decode, decode_keeping, decode_keeping_valid};
 pub use json::Keep;
 
 /// Reads a configured field path (`cfg.time_fields`, `cfg.id_fields`) from an object.

@@ -542,8 +542,23 @@ fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
         }
         assert_eq!(part.projected, wm.len() != pm.len(), "{line}");
         assert_eq!(
-            (&part.text, part.time, &part.id, part.format),
-            (&whole.text, whole.time, &whole.id, whole.format),
+            (part.time, &part.id, part.format),
+            (whole.time, &whole.id, whole.format),
+            "{line}"
+        );
+        // `_line` of a projected plain object only when a rule reads it.
+        let with_line = decode_keeping(line.as_bytes(), &meta, &cfg, &keep.clone().with_line(true));
+        assert_eq!(with_line.unwrap().text, whole.text, "{line}");
+        if !part.projected || part.format != Format::Json {
+            assert_eq!(part.text, whole.text, "{line}");
+        } else {
+            assert_eq!(part.text, "", "{line}");
+        }
+        // A line already checked decodes alike.
+        let valid = decode_keeping_valid(line, &meta, &cfg, &keep).unwrap();
+        assert_eq!(
+            (&valid.fields, &valid.text, valid.time, valid.projected),
+            (&part.fields, &part.text, part.time, part.projected),
             "{line}"
         );
     }

@@ -237,19 +237,21 @@ impl Matcher {
         use crate::rule::FieldPath;
         let split = |s: &String| s.split('.').map(str::to_owned).collect::<Vec<_>>();
         let mut paths: Vec<Vec<String>> = Vec::new();
+        let mut line = false;
         for r in self.rules.iter() {
             let conds = r
                 .scope
                 .iter()
                 .chain(r.signatures.iter().flat_map(|s| &s.conditions));
             for c in conds {
-                if let FieldPath::Field(p) = &c.path {
-                    paths.push(p.clone());
+                match &c.path {
+                    FieldPath::Field(p) => paths.push(p.clone()),
+                    FieldPath::Line => line = true,
                 }
             }
         }
         paths.extend(cfg.time_fields.iter().chain(&cfg.id_fields).map(split));
-        crate::decode::Keep::new(paths.iter().map(Vec::as_slice))
+        crate::decode::Keep::new(paths.iter().map(Vec::as_slice)).with_line(line)
     }
 
     /// What the reader can look for during its pass over each block, when the prefilter is a

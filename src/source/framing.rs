@@ -953,6 +953,23 @@ impl Anchor {
             i2: i1.max(i2),
         })
     }
+
+    /// Whether the needle is at `pos` in `bytes`. Called for every pair the pass finds (an
+    /// indexed key: every line), so a needle of 8 to 16 bytes is compared as two words that
+    /// overlap, not by a call to `memcmp` (4% of a 100-rule scan's reading thread).
+    #[inline]
+    fn at(&self, bytes: &[u8], pos: usize) -> bool {
+        let n = self.needle.len();
+        let Some(hay) = bytes.get(pos..pos + n) else {
+            return false;
+        };
+        if (8..=16).contains(&n) {
+            let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap());
+            word(hay, 0) == word(&self.needle, 0) && word(hay, n - 8) == word(&self.needle, n - 8)
+        } else {
+            hay == self.needle.as_slice()
+        }
+    }
 }
 
 /// One pass over every byte the scanner reads: counts the lines of `bytes`, collects in
@@ -1264,11 +1281,10 @@ mod x86 {
             }
         }
         if anchored {
-            let needle = &anchor.needle;
             for &(at, mut m) in cands {
                 while m != 0 {
                     let pos = at as usize + m.trailing_zeros() as usize;
-                    if bytes.get(pos..pos + needle.len()) == Some(needle.as_slice()) {
+                    if anchor.at(bytes, pos) {
                         hits.push(pos as u32);
                     }
                     m &= m - 1;
@@ -1415,6 +1431,19 @@ mod shape_tests {
     use super::*;
 
     /// The SIMD passes agree with a plain loop on every length and alignment.
+    #[test]
+    fn an_anchor_is_found_where_its_bytes_are() {
+        let hay = b"xx\"error_code\":\"NO\"error_codf\":\"error_code\":\"";
+        for n in 2..=19 {
+            let needle = &b"\"error_code\":\"....."[..n];
+            let a = Anchor::new(needle).unwrap();
+            for pos in 0..hay.len() + 2 {
+                let want = hay.get(pos..pos + n) == Some(needle);
+                assert_eq!(a.at(hay, pos), want, "{n} at {pos}");
+            }
+        }
+    }
+
     #[test]
     fn shape_scan_agrees_with_a_plain_loop() {
         let mut rng = 0x2545_f491_4f6c_dd1du64;

@@ -96,7 +96,10 @@ pub fn decode_keeping_valid(
     if !starts_with_brace(line) {
         return decode_valid(line, meta, cfg);
     }
-    let (map, dropped) = json::parse_object_keeping(line, keep)?;
+    let (map, dropped) = match json::parse_flat_keeping(line, keep) {
+        Some(flat) => flat,
+        None => json::parse_object_keeping(line, keep)?,
+    };
     // Every key of a Docker entry is kept: with one left out, it cannot be one. A projected
     // plain object has no `_line` text unless a rule reads it.
     let with_text = !dropped || keep.line();

@@ -610,3 +610,82 @@ fn keep_answers_by_length_then_bytes() {
         assert!(!keep.contains(k), "{k}");
     }
 }
+
+/// Flat objects in the spellings the fast path takes and the ones it must leave to serde.
+fn flat_line() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("error_code".to_string()),
+        Just("env".to_string()),
+        Just("timestamp".to_string()),
+        "[a-z_]{0,6}",
+        "[a-z\\\\\"\\x01 é]{0,4}",
+    ];
+    let value = prop_oneof![
+        "\"[A-Za-z_ é\\\\\"\\x01\\t/]{0,8}\"",
+        "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{0,20})?([eE][+-]?[0-9]{1,3})?",
+        "-?0[0-9]{1,3}",
+        Just("true".to_string()),
+        Just("false".to_string()),
+        Just("null".to_string()),
+        Just("nul".to_string()),
+        Just("truex".to_string()),
+        Just("{\"a\":1}".to_string()),
+        Just("[1,2]".to_string()),
+        Just("".to_string()),
+    ];
+    let ws = prop_oneof![Just(""), Just(" "), Just("\t"), Just("\r"), Just("\u{a0}")];
+    prop::collection::vec((key, ws.clone(), value, ws.clone()), 0..6)
+        .prop_flat_map(move |pairs| {
+            (
+                Just(pairs),
+                ws.clone(),
+                prop_oneof![Just(""), Just(","), Just("x"), Just("}")],
+            )
+        })
+        .prop_map(|(pairs, w, tail)| {
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, w1, v, w2)| format!("{w1}\"{k}\"{w1}:{w2}{v}{w2}"))
+                .collect();
+            format!("{w}{{{}}}{w}{tail}", body.join(","))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Where the fast path answers, serde gives the same fields and the same "left out"; and
+    /// it answers for the plain lines it is for.
+    #[test]
+    fn the_flat_path_agrees_with_serde(line in flat_line()) {
+        let keep = Keep::new([&["error_code".to_string()][..], &["env".to_string()][..]]);
+        if let Some(flat) = json::parse_flat_keeping(&line, &keep) {
+            let serde = json::parse_object_keeping(&line, &keep);
+            prop_assert_eq!(serde.as_ref().ok(), Some(&flat), "{}", line);
+        }
+    }
+}
+
+#[test]
+fn the_flat_path_takes_plain_lines() {
+    let keep = Keep::new([&["error_code".to_string()][..]]);
+    for line in [
+        r#"{"timestamp":"2025-09-08T19:01:46.120Z","error_code":"NO_TOKEN","latency_ms":132,"ratio":-0.25,"ok":true,"x":null}"#,
+        r#" { "error_code" : "NO_TOKEN" , "n" : 0 } "#,
+        "{}",
+    ] {
+        let flat = json::parse_flat_keeping(line, &keep).expect(line);
+        assert_eq!(Ok(flat), json::parse_object_keeping(line, &keep), "{line}");
+    }
+    for line in [
+        r#"{"error_code":"NO\u005fTOKEN"}"#,
+        r#"{"a":{"b":1}}"#,
+        r#"{"a":1e3}"#,
+        r#"{"a":01}"#,
+        r#"{"a":1} x"#,
+        "{\"a\":\"\u{1}\"}",
+        r#"{"a":1,}"#,
+    ] {
+        assert_eq!(json::parse_flat_keeping(line, &keep), None, "{line}");
+    }
+}

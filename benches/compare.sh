@@ -12,8 +12,8 @@
 #    line of SIZE_MB MiB (over the line cap: it must be skipped with bounded memory) and a slice
 #    of the first 1/20 of the flat corpus for jq. Files of the right size are reused. The rule
 #    sets target/bench-corpus/rules-{1,10,100,1000} are rewritten on every run.
-# 3. With each file in the page cache (locked there by a helper for the whole measurement, see
-#    pin() below; then one checked run of every command whose exit code and output are
+# 3. With each file in the page cache, in a defined state (COMPARE_PAGE_CACHE, see settle()
+#    below) and locked there by a helper for the whole measurement (see pin() below; then one checked run of every command whose exit code and output are
 #    verified), times the commands in RUNS rounds, each command
 #    once per round in turn, and takes each one's median (interleaved, so that a slow spell of
 #    a shared machine costs every command alike and the ratios hold):
@@ -164,6 +164,50 @@ fi
 # --- 3. measurements ----------------------------------------------------------------------
 q() { printf '%q ' "$@"; } # a command line for sh -c, each argument quoted
 
+# How a file sits in the page cache changes what mapping it costs, and `rg -c` is little else:
+# pages read back with read(2) or through a map (what `cat`, `cp`, a download or a restart
+# leave behind) come in large folios (up to 2 MiB here, ext4 on Linux 6.18), which one fault
+# maps hundreds of pages at a time; a file written by small appends (a live log, or a
+# generator writing through a small buffer) sits in 4 KiB folios, a fault maps 16 of them,
+# and the same `rg -c` takes about twice as long. So each timed corpus is first brought into
+# one defined state (COMPARE_PAGE_CACHE): `read` (the default: dropped from the cache and
+# read back with read(2)), `written` (written again in 4 KiB appends, as a live log is), or
+# `as-is` (left as its history left it: results then depend on that history).
+page_cache=${COMPARE_PAGE_CACHE:-read}
+case $page_cache in read | written | as-is) ;; *) die "COMPARE_PAGE_CACHE must be read, written or as-is, got '$page_cache'" ;; esac
+settle() {
+    [ "$page_cache" = as-is ] && return
+    command -v python3 >/dev/null || { say "warning: python3 not found: the corpora stay as they are in the page cache"; return; }
+    say "page cache: bringing the corpora into a defined state ($page_cache)"
+    python3 - "$page_cache" "$@" <<'PY'
+import os, sys
+mode, paths = sys.argv[1], sys.argv[2:]
+for path in paths:
+    if mode == "read":
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while os.read(fd, 1 << 20):
+            pass
+        os.close(fd)
+    else:
+        # A copy written 4 KiB at a time replaces the file; its time is put back, so that it is
+        # still at rest (recur maps only files left alone for 10 s).
+        st = os.stat(path)
+        tmp = path + ".rewrite"
+        with open(path, "rb") as src:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            while True:
+                piece = src.read(1 << 20)
+                if not piece:
+                    break
+                for i in range(0, len(piece), 4096):
+                    os.write(out, piece[i:i + 4096])
+            os.close(out)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, path)
+PY
+}
+
 # Keep the timed corpora in memory while they are measured: a helper maps each file and locks
 # it (mlock), so that its page-cache pages cannot be evicted. Without it, "in the page cache"
 # is not a given: a kernel's proactive reclaim (DAMON, on the machines these numbers come from)
@@ -266,6 +310,7 @@ scan() { # scan RULES_DIR THREADS FILE: the recur scan command line
 jq_filter='select(.error_code=="NO_TOKEN" and .environment=="staging")'
 
 say "pinning the corpora in memory"
+settle "$flat" "$dense" "$gcp" "$slice"
 pin "$flat" "$dense" "$gcp" "$slice"
 measure cat "cat > /dev/null" "$flat" 0 "$(q cat "$flat")> /dev/null"
 measure rg_lit "rg -c NO_TOKEN" "$flat" 0 "$(q rg -c NO_TOKEN "$flat")"
@@ -327,6 +372,11 @@ rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
 timer="median of $runs rounds, each command once per round in turn"
 if [ "$pinned" = yes ]; then where="files locked in memory (mlock) while measured"; else where="files read once before measuring, NOT pinned (may be read from disk)"; fi
+case $page_cache in
+read) where="$where; page cache filled by read(2) (COMPARE_PAGE_CACHE=read)" ;;
+written) where="$where; page cache filled by writing the files in 4 KiB appends (COMPARE_PAGE_CACHE=written)" ;;
+*) where="$where; page cache as the files' history left it (COMPARE_PAGE_CACHE=as-is)" ;;
+esac
 
 report() {
     echo "## recur side by side ($size_mb MiB corpora, $(date -u +%Y-%m-%d))"

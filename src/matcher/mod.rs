@@ -257,9 +257,14 @@ impl Matcher {
     /// What the reader can look for during its pass over each block, when the prefilter is a
     /// single needle (see [`crate::source::framing::Anchor`]).
     pub fn anchor(&self) -> Option<crate::source::framing::Anchor> {
-        self.prefilter
+        let anchor = self
+            .prefilter
             .single_needle(crate::source::framing::wide_shape_pass())
-            .and_then(crate::source::framing::Anchor::new)
+            .and_then(crate::source::framing::Anchor::new)?;
+        Some(match self.prefilter.unwanted_first_bytes() {
+            Some(first) => anchor.with_unwanted_values(first),
+            None => anchor,
+        })
     }
 
     /// Evaluates the candidate rules on a decoded event.

@@ -600,6 +600,23 @@ impl Prefilter {
         }
     }
 
+    /// For a prefilter that is one indexed key: the bytes that start no wanted value, as
+    /// [`raw_value`] judges the first byte of a quoted value (a quote or a backslash is never
+    /// one of them: an empty value, an escape).
+    pub fn unwanted_first_bytes(&self) -> Option<[bool; 256]> {
+        match (&self.lits, &self.keys, self.key_entries.as_slice()) {
+            (None, Some(Multi::One(_)), [entry]) => {
+                let mut t = [false; 256];
+                for (b, u) in t.iter_mut().enumerate() {
+                    let b = b as u8;
+                    *u = b != b'"' && b != b'\\' && !entry.may_start(b);
+                }
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
     /// The literal and keyed searches of [`Prefilter::scan_positions`], without `\u`.
     fn scan_requirements(
         &self,

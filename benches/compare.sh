@@ -383,7 +383,7 @@ report() {
     echo
     echo "- machine: $(nproc) CPUs, $cpu, $mem RAM, $(uname -sr)"
     echo "- recur: $("$recur" --version) at $rev"
-    echo "- tools: $(rg --version | head -n1), $(jq --version)"
+    echo "- tools: $(rg --version | sed -n 1p), $(jq --version)"
     echo "- timing: $timer, $where; one thread unless stated; MB = 10^6 bytes"
     echo "- corpora: flat JSON lines with 0.05% target lines ($targets of them) unless stated; jq on the first 1/20 ($(filesize "$slice") bytes)"
     echo

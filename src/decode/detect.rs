@@ -96,14 +96,24 @@ pub fn decode_keeping_valid(
     if !starts_with_brace(line) {
         return decode_valid(line, meta, cfg);
     }
-    let (map, dropped) = match json::parse_flat_keeping(line, keep) {
-        Some(flat) => flat,
-        None => json::parse_object_keeping(line, keep)?,
+    // The fast path tells which kinds of keys it met; serde's does not.
+    let unknown = json::Role::SHAPES | json::Role::ID;
+    let (map, dropped, mut roles) = match json::parse_flat_keeping(line, keep) {
+        Some((map, seen)) => (map, seen.dropped, seen.roles),
+        None => {
+            let (map, dropped) = json::parse_object_keeping(line, keep)?;
+            (map, dropped, unknown)
+        }
     };
+    // Keys are marked as id fields only for the configuration the projection was made for.
+    debug_assert!(keep.ids_marked(&cfg.id_fields) || !keep.ids_known());
+    if !keep.ids_known() {
+        roles |= json::Role::ID;
+    }
     // Every key of a Docker entry is kept: with one left out, it cannot be one. A projected
     // plain object has no `_line` text unless a rule reads it.
     let with_text = !dropped || keep.line();
-    let mut ev = envelope::from_object_shaped(map, line, meta, cfg, !dropped, with_text)?;
+    let mut ev = envelope::from_object_shaped(map, line, meta, cfg, !dropped, with_text, roles)?;
     ev.projected = dropped;
     Ok(ev)
 }
@@ -157,6 +167,18 @@ pub(crate) fn finish(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
 ) -> Event {
+    finish_with(body, text, envelope_time, meta, cfg, true)
+}
+
+/// [`finish`], looking for an id only when `with_id` (false: the record has no id field).
+pub(crate) fn finish_with(
+    body: Body,
+    text: String,
+    envelope_time: Option<Timestamp>,
+    meta: &RecordMeta,
+    cfg: &DecodeConfig,
+    with_id: bool,
+) -> Event {
     let Body {
         mut fields,
         time,
@@ -167,7 +189,7 @@ pub(crate) fn finish(
     {
         fields.insert("stream".to_owned(), Value::String(stream.clone()));
     }
-    let id = id_from_fields(&fields, cfg);
+    let id = with_id.then(|| id_from_fields(&fields, cfg)).flatten();
     Event {
         fields: Value::Object(fields),
         text,

@@ -12,7 +12,8 @@
 
 use serde_json::{Map, Value};
 
-use super::detect::{Body, finish, starts_with_brace};
+use super::detect::{Body, finish, finish_with, starts_with_brace};
+use super::json::Role;
 use super::{DecodeConfig, DecodeError, Event, Format, RecordMeta, json, logfmt, text};
 use super::{field, time_from_fields};
 use crate::time::{leading_timestamp, parse_time_value};
@@ -46,7 +47,7 @@ pub fn from_object(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
 ) -> Result<Event, DecodeError> {
-    from_object_shaped(map, raw, meta, cfg, true, true)
+    from_object_shaped(map, raw, meta, cfg, true, true, Role::SHAPES | Role::ID)
 }
 
 /// [`from_object`]; `may_be_docker` false when the object is known not to be a Docker entry
@@ -58,10 +59,14 @@ pub(crate) fn from_object_shaped(
     cfg: &DecodeConfig,
     may_be_docker: bool,
     with_text: bool,
+    roles: u8,
 ) -> Result<Event, DecodeError> {
-    if is_gcp(&map) {
+    // Without a key that [`Role::SHAPES`] marks, the object is neither a GCP entry nor a
+    // Docker one, and without a [`Role::ID`] key it has no id: no need to look them up.
+    let shaped = roles & Role::SHAPES != 0;
+    if shaped && is_gcp(&map) {
         gcp(map, raw, meta, cfg)
-    } else if may_be_docker && is_docker(&map) {
+    } else if shaped && may_be_docker && is_docker(&map) {
         docker(map, meta, cfg)
     } else {
         // `_line` of a plain object is the line itself: a copy of every candidate that only
@@ -71,7 +76,15 @@ pub(crate) fn from_object_shaped(
         } else {
             String::new()
         };
-        Ok(finish(json::body(map, cfg), text, None, meta, cfg))
+        let body = json::body(map, cfg);
+        Ok(finish_with(
+            body,
+            text,
+            None,
+            meta,
+            cfg,
+            roles & Role::ID != 0,
+        ))
     }
 }
 

@@ -29,17 +29,56 @@ pub(crate) fn body(fields: Map<String, Value>, cfg: &DecodeConfig) -> Body {
 /// Asked about every key of every candidate record (a dozen per record, 163,000 records per
 /// GB at a 5% match rate), so looked up by length first: most keys of a record have a length
 /// no kept key has and are answered by one bit test, the others by comparing the few kept
-/// keys of that length (a hash set spent more hashing them).
+/// keys of that length (a hash set spent more hashing them), first and last eight bytes as two
+/// words (a call to `memcmp` per key compared was a tenth of decoding a candidate).
+///
+/// Each kept key also says what it is for ([`Role`]), so that the fast path can tell, from the
+/// keys it met, that a record has no envelope and no id without looking them up afterwards.
 #[derive(Debug, Clone, Default)]
 pub struct Keep {
     /// Bit `n` is set when a kept key is `n` bytes long (`n` < 64).
     lengths: u64,
     /// The kept keys, sorted by length then bytes.
     keys: Vec<Box<str>>,
+    /// The first and last eight bytes of each key (see [`words`]).
+    words: Vec<(u64, u64)>,
+    /// What each key is for: [`Role`] bits.
+    roles: Vec<u8>,
     /// `keys[from[n]..from[n + 1]]` are the kept keys of `n` bytes (`n` < 64).
     from: Vec<u16>,
     /// Whether a rule reads `_line`, the record's text.
     line: bool,
+    /// The id fields marked with [`Role::ID`] ([`Keep::with_ids`]); `None`: not marked.
+    ids: Option<Vec<String>>,
+}
+
+/// What a kept key is for, as bits.
+pub struct Role;
+
+impl Role {
+    /// A key whose presence can make a record an envelope (GCP's payloads, Docker's `log`).
+    pub const SHAPES: u8 = 1;
+    /// One of the configured id fields.
+    pub const ID: u8 = 2;
+}
+
+/// The keys that can make an object an envelope: a GCP entry has a payload, a Docker entry
+/// `log` (see [`super::envelope`]).
+const SHAPING_KEYS: [&str; 4] = ["jsonPayload", "textPayload", "protoPayload", "log"];
+
+/// A key's first eight bytes and last eight (zero-padded when shorter): for keys of the same
+/// length up to 16 bytes, equal words mean equal keys.
+#[inline]
+fn words(b: &[u8]) -> (u64, u64) {
+    let n = b.len();
+    if n >= 8 {
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        (word(0), word(n - 8))
+    } else {
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(b);
+        (u64::from_le_bytes(w), 0)
+    }
 }
 
 impl Keep {
@@ -65,11 +104,22 @@ impl Keep {
         let from = (0..=64)
             .map(|n| keys.partition_point(|k| k.len() < n) as u16)
             .collect();
+        let words = keys.iter().map(|k| words(k.as_bytes())).collect();
+        let roles = keys
+            .iter()
+            .map(|k| match SHAPING_KEYS.contains(&&**k) {
+                true => Role::SHAPES,
+                false => 0,
+            })
+            .collect();
         Keep {
             lengths,
             keys,
+            words,
+            roles,
             from,
             line: false,
+            ids: None,
         }
     }
 
@@ -79,24 +129,65 @@ impl Keep {
         self
     }
 
+    /// Marks the kept keys that are one of `ids` (the configured id fields, which must be
+    /// kept) with [`Role::ID`]; the decoder then looks for an id only in records that have
+    /// such a key (see [`Keep::ids_marked`]).
+    pub fn with_ids(mut self, ids: &[String]) -> Keep {
+        for (k, role) in self.keys.iter().zip(&mut self.roles) {
+            if ids.iter().any(|id| **id == **k) {
+                *role |= Role::ID;
+            }
+        }
+        self.ids = Some(ids.to_vec());
+        self
+    }
+
+    /// Whether [`Role::ID`] marks exactly the keys of these id fields.
+    pub fn ids_marked(&self, ids: &[String]) -> bool {
+        self.ids.as_deref() == Some(ids)
+    }
+
+    /// Whether [`Keep::with_ids`] marked the id fields' keys.
+    pub fn ids_known(&self) -> bool {
+        self.ids.is_some()
+    }
+
     pub fn line(&self) -> bool {
         self.line
     }
 
     #[inline]
     pub fn contains(&self, key: &str) -> bool {
+        self.role(key).is_some()
+    }
+
+    /// What `key` is kept for ([`Role`] bits; 0 for a key kept only for rules), or `None` when
+    /// it is not kept.
+    #[inline]
+    pub fn role(&self, key: &str) -> Option<u8> {
         let n = key.len();
         if n < 64 {
             if self.lengths & (1 << n) == 0 {
-                return false;
+                return None;
             }
+            let w = words(key.as_bytes());
             let (a, b) = (self.from[n] as usize, self.from[n + 1] as usize);
-            return self.keys[a..b]
-                .iter()
-                .any(|k| k.as_bytes() == key.as_bytes());
+            return (a..b)
+                .find(|&j| self.words[j] == w && (n <= 16 || *self.keys[j] == *key))
+                .map(|j| self.roles[j]);
         }
-        self.keys.iter().any(|k| **k == *key)
+        let j = self.keys.iter().position(|k| **k == *key)?;
+        Some(self.roles[j])
     }
+}
+
+/// What the fast path met in a record besides its kept fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Some field was left out.
+    pub dropped: bool,
+    /// The [`Role`] bits of the kept keys met.
+    pub roles: u8,
 }
 
 /// [`parse_object_keeping`] for the usual candidate, without serde: one flat object whose
@@ -105,7 +196,7 @@ impl Keep {
 /// anything invalid), which then goes to serde, so what is valid and what a record decodes to
 /// stay serde's; this path only answers where the two cannot differ. Serde's visitor was
 /// half of what a candidate cost at a 5% match rate.
-pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>, bool)> {
+pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>, Seen)> {
     let b = line.as_bytes();
     let ws = |mut i: usize| {
         while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
@@ -146,6 +237,7 @@ pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>
     }
     let mut map = Map::new();
     let mut dropped = false;
+    let mut roles = 0u8;
     i = ws(i + 1);
     if b.get(i) == Some(&b'}') {
         i += 1;
@@ -161,7 +253,9 @@ pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>
             }
             i = ws(i + 1);
             let key = &line[ks..ke];
-            let kept = keep.contains(key);
+            let role = keep.role(key);
+            roles |= role.unwrap_or(0);
+            let kept = role.is_some();
             let (value, end) = match *b.get(i)? {
                 b'"' => {
                     let (s, e) = string(i + 1)?;
@@ -197,7 +291,7 @@ pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>
             }
         }
     }
-    (ws(i) == b.len()).then_some((map, dropped))
+    (ws(i) == b.len()).then_some((map, Seen { dropped, roles }))
 }
 
 /// [`parse_object`], building only the fields in `keep`; returns whether any was left out.

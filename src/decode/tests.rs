@@ -511,9 +511,27 @@ proptest! {
 #[test]
 fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
     let cfg = DecodeConfig::default();
-    let keep = Keep::new([&["error_code".to_string()][..], &["env".to_string()][..]]);
+    // As `Matcher::keep` makes it: the rules' fields, the time and the id fields.
+    let mut paths = vec![vec!["error_code".to_string()], vec!["env".to_string()]];
+    paths.extend(
+        cfg.time_fields
+            .iter()
+            .chain(&cfg.id_fields)
+            .map(|f| vec![f.clone()]),
+    );
+    let plain = Keep::new(paths.iter().map(Vec::as_slice));
+    // As `scan` makes it: the id fields' keys marked, so that records without one skip the
+    // id look-up; both must decode alike.
+    let marked = plain.clone().with_ids(&cfg.id_fields);
     let meta = RecordMeta::default();
     let cases = [
+        // Id fields: the first present, non-empty one; a number is stringified; none at all.
+        r#"{"error_code":"NO_TOKEN","id":"","event_id":42,"x":1}"#,
+        r#"{"error_code":"NO_TOKEN","insertId":"i9","x":1}"#,
+        r#"{"error_code":"NO_TOKEN","eventId":"e1","id":"z"}"#,
+        r#"{"error_code":"NO_TOKEN","request_id":"r1","x":1}"#,
+        // A GCP text entry, flat: the payload and the markers are kept.
+        r#"{"insertId":"t1","timestamp":"2025-09-08T19:01:46Z","textPayload":"NO_TOKEN here","logName":"l","x":1}"#,
         // Fields nobody asked for are left out (the event says so), the rest is the same.
         r#"{"timestamp":"2025-09-08T19:01:46Z","error_code":"NO_TOKEN","env":"staging","user_agent":"x","n":[1,{"a":2}]}"#,
         // Duplicate keys: the last wins, kept or not.
@@ -529,9 +547,9 @@ fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
         // A GCP entry: the payload is kept whole and lifted.
         r#"{"insertId":"i1","timestamp":"2025-09-08T19:01:46Z","jsonPayload":{"error_code":"NO_TOKEN","deep":{"k":1}},"severity":"ERROR"}"#,
     ];
-    for line in cases {
+    for (line, keep) in cases.iter().flat_map(|l| [(*l, &plain), (*l, &marked)]) {
         let whole = decode(line.as_bytes(), &meta, &cfg).unwrap();
-        let part = decode_keeping(line.as_bytes(), &meta, &cfg, &keep).unwrap();
+        let part = decode_keeping(line.as_bytes(), &meta, &cfg, keep).unwrap();
         let wm = whole.fields.as_object().unwrap();
         let pm = part.fields.as_object().unwrap();
         for (k, v) in pm {
@@ -555,7 +573,7 @@ fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
             assert_eq!(part.text, "", "{line}");
         }
         // A line already checked decodes alike.
-        let valid = decode_keeping_valid(line, &meta, &cfg, &keep).unwrap();
+        let valid = decode_keeping_valid(line, &meta, &cfg, keep).unwrap();
         assert_eq!(
             (&valid.fields, &valid.text, valid.time, valid.projected),
             (&part.fields, &part.text, part.time, part.projected),
@@ -570,11 +588,11 @@ fn a_projected_decode_keeps_what_is_asked_and_agrees_on_it() {
         r#"{"x":"\ud800"}"#,
     ] {
         let whole = decode(bad.as_bytes(), &meta, &cfg).unwrap_err();
-        let part = decode_keeping(bad.as_bytes(), &meta, &cfg, &keep).unwrap_err();
+        let part = decode_keeping(bad.as_bytes(), &meta, &cfg, &marked).unwrap_err();
         assert_eq!(whole, part, "{bad}");
     }
     // Text and logfmt lines decode whole.
-    let t = decode_keeping(b"2025-09-08T19:01:46Z text NO_TOKEN", &meta, &cfg, &keep).unwrap();
+    let t = decode_keeping(b"2025-09-08T19:01:46Z text NO_TOKEN", &meta, &cfg, &marked).unwrap();
     assert!(!t.projected);
 }
 
@@ -596,6 +614,20 @@ fn keep_answers_by_length_then_bytes() {
     ] {
         assert!(keep.contains(k), "{k}");
     }
+    // Keys over 16 bytes that share their first and last eight bytes are told apart.
+    let mid = Keep::new([&["aaaaaaaaXbbbbbbbb".to_string()][..]]);
+    assert!(mid.contains("aaaaaaaaXbbbbbbbb"));
+    assert!(!mid.contains("aaaaaaaaYbbbbbbbb"));
+    // What keys are for: envelope shapes, and id fields once marked.
+    let cfg = DecodeConfig::default();
+    let marked = keep.clone().with_ids(&cfg.id_fields);
+    assert_eq!(keep.role("jsonPayload"), Some(json::Role::SHAPES));
+    assert_eq!(keep.role("log"), Some(json::Role::SHAPES));
+    assert_eq!(keep.role("insertId"), Some(0));
+    assert_eq!(marked.role("insertId"), Some(json::Role::ID));
+    assert_eq!(marked.role("error_code"), Some(0));
+    assert_eq!(marked.role("request_id"), None);
+    assert!(marked.ids_marked(&cfg.id_fields) && !keep.ids_known());
     let longer = "k".repeat(71);
     let other_long = format!("{}x", "k".repeat(69));
     for k in [
@@ -659,9 +691,9 @@ proptest! {
     #[test]
     fn the_flat_path_agrees_with_serde(line in flat_line()) {
         let keep = Keep::new([&["error_code".to_string()][..], &["env".to_string()][..]]);
-        if let Some(flat) = json::parse_flat_keeping(&line, &keep) {
+        if let Some((map, seen)) = json::parse_flat_keeping(&line, &keep) {
             let serde = json::parse_object_keeping(&line, &keep);
-            prop_assert_eq!(serde.as_ref().ok(), Some(&flat), "{}", line);
+            prop_assert_eq!(serde.ok(), Some((map, seen.dropped)), "{}", line);
         }
     }
 }
@@ -674,8 +706,12 @@ fn the_flat_path_takes_plain_lines() {
         r#" { "error_code" : "NO_TOKEN" , "n" : 0 } "#,
         "{}",
     ] {
-        let flat = json::parse_flat_keeping(line, &keep).expect(line);
-        assert_eq!(Ok(flat), json::parse_object_keeping(line, &keep), "{line}");
+        let (map, seen) = json::parse_flat_keeping(line, &keep).expect(line);
+        assert_eq!(
+            Ok((map, seen.dropped)),
+            json::parse_object_keeping(line, &keep),
+            "{line}"
+        );
     }
     for line in [
         r#"{"error_code":"NO\u005fTOKEN"}"#,

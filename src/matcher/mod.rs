@@ -251,7 +251,9 @@ impl Matcher {
             }
         }
         paths.extend(cfg.time_fields.iter().chain(&cfg.id_fields).map(split));
-        crate::decode::Keep::new(paths.iter().map(Vec::as_slice)).with_line(line)
+        crate::decode::Keep::new(paths.iter().map(Vec::as_slice))
+            .with_line(line)
+            .with_ids(&cfg.id_fields)
     }
 
     /// What the reader can look for during its pass over each block, when the prefilter is a

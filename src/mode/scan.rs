@@ -274,7 +274,11 @@ pub fn run(
         let (pool, units, todo, ctx) = (&pool, &units, &todo, &ctx);
         scope.spawn(move || {
             pool.install(|| {
-                units.par_iter().for_each_with(tx, |tx, u| {
+                // One unit a job: rayon otherwise hands each thread runs of several units
+                // to read in turn, and a thread that ends its run early cannot take a unit
+                // out of another's (with two threads over 1 GB, one sat idle for the last
+                // 45 ms of 220).
+                units.par_iter().with_max_len(1).for_each_with(tx, |tx, u| {
                     // The receiver is gone only after a failed commit: the rest is moot then.
                     let _ = tx.send((u.clone(), run_unit(u, &todo[u.input], ctx)));
                 })

@@ -181,6 +181,96 @@ impl Keep {
     }
 }
 
+/// A line's quotes, as bits 64 bytes a word, and whether it holds control bytes (see
+/// [`parse_flat_keeping`]).
+struct LineMarks {
+    quotes: [u64; LineMarks::WORDS],
+    control: bool,
+}
+
+impl LineMarks {
+    /// Lines up to 64 × this many bytes are marked; the fast path leaves longer ones to serde.
+    const WORDS: usize = 16;
+
+    /// `None` for a line too long, or with a backslash.
+    fn of(b: &[u8]) -> Option<LineMarks> {
+        if b.len() > 64 * Self::WORDS {
+            return None;
+        }
+        let mut marks = LineMarks {
+            quotes: [0; Self::WORDS],
+            control: false,
+        };
+        let (mut backslash, mut control) = (0u64, 0u64);
+        for (w, piece) in b.chunks(64).enumerate() {
+            // The last, short piece padded with spaces.
+            let mut pad = [b' '; 64];
+            let piece: &[u8; 64] = match piece.try_into() {
+                Ok(whole) => whole,
+                Err(_) => {
+                    pad[..piece.len()].copy_from_slice(piece);
+                    &pad
+                }
+            };
+            let (q, bs, ctl) = piece_bits(piece);
+            marks.quotes[w] = q;
+            backslash |= bs;
+            control |= ctl;
+        }
+        marks.control = control != 0;
+        (backslash == 0).then_some(marks)
+    }
+
+    /// The first quote at or after `i`.
+    #[inline]
+    fn next_quote(&self, i: usize) -> Option<usize> {
+        let mut w = i / 64;
+        let mut m = *self.quotes.get(w)? & (!0u64 << (i % 64));
+        while m == 0 {
+            w += 1;
+            m = *self.quotes.get(w)?;
+        }
+        Some(w * 64 + m.trailing_zeros() as usize)
+    }
+}
+
+/// Bits of a 64-byte piece: its quotes, its backslashes, its control bytes (below 0x20).
+#[inline]
+fn piece_bits(piece: &[u8; 64]) -> (u64, u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let (mut q, mut bs, mut ctl) = (0u64, 0u64, 0u64);
+        // SAFETY: SSE2 is part of x86-64; every load reads 16 bytes of the 64.
+        unsafe {
+            let (quote, slash) = (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8));
+            // `c < 0x20` as unsigned bytes: `max(c, 0x1f) == 0x1f`.
+            let below = _mm_set1_epi8(0x1f);
+            for k in 0..4 {
+                let v = _mm_loadu_si128(piece.as_ptr().add(16 * k) as *const __m128i);
+                let bit = |m: __m128i| (_mm_movemask_epi8(m) as u16 as u64) << (16 * k);
+                q |= bit(_mm_cmpeq_epi8(v, quote));
+                bs |= bit(_mm_cmpeq_epi8(v, slash));
+                ctl |= bit(_mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+            }
+        }
+        (q, bs, ctl)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        piece
+            .iter()
+            .enumerate()
+            .fold((0, 0, 0), |(q, bs, ctl), (j, &c)| {
+                (
+                    q | u64::from(c == b'"') << j,
+                    bs | u64::from(c == b'\\') << j,
+                    ctl | u64::from(c < 0x20) << j,
+                )
+            })
+    }
+}
+
 /// What the fast path met in a record besides its kept fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
@@ -204,11 +294,16 @@ pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>
         }
         i
     };
+    // One look at the whole line first: a backslash can only be in a string, where the fast
+    // path does not take it (an escape), and without control bytes no string can hold one;
+    // the line's quotes as bits then find each string's end (searching from every string
+    // for its end, and checking its bytes one by one, was most of this function's time).
+    let marks = LineMarks::of(b)?;
     // The contents of a string opening at `i` (after its quote), and where its closing
     // quote is.
     let string = |i: usize| -> Option<(usize, usize)> {
-        let end = i + memchr::memchr2(b'"', b'\\', &b[i..])?;
-        (b[end] == b'"' && !b[i..end].iter().any(|&c| c < 0x20)).then_some((i, end))
+        let end = marks.next_quote(i)?;
+        (!marks.control || !b[i..end].iter().any(|&c| c < 0x20)).then_some((i, end))
     };
     // The end of a number at `i`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most 18 digits on
     // either side (exactly representable as serde reads it; an exponent goes to serde).
@@ -404,4 +499,40 @@ pub fn parse_object_keeping(
     let map = (&mut seed).deserialize(&mut de).map_err(json)?;
     de.end().map_err(json)?;
     Ok((map, seed.dropped))
+}
+
+#[cfg(test)]
+mod marks_tests {
+    use super::*;
+
+    /// The marks of a line agree with a plain loop over its bytes, at every length around the
+    /// 64-byte pieces and past the longest marked line.
+    #[test]
+    fn line_marks_agree_with_a_plain_loop() {
+        let alphabet = b"\"\"ab \\\x01\x1f\x20\x7f\x80\xc3\xff{}:,";
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for len in (0..200).chain([255, 256, 257, 1023, 1024, 1025, 1500]) {
+            for _ in 0..20 {
+                let b: Vec<u8> = (0..len)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        alphabet[(rng % alphabet.len() as u64) as usize]
+                    })
+                    // Half the lines without a backslash, so that most are marked.
+                    .map(|c| if len % 2 == 0 && c == b'\\' { b'x' } else { c })
+                    .collect();
+                let marks = LineMarks::of(&b);
+                let marked = len <= 64 * LineMarks::WORDS && !b.contains(&b'\\');
+                assert_eq!(marks.is_some(), marked, "{b:?}");
+                let Some(marks) = marks else { continue };
+                assert_eq!(marks.control, b.iter().any(|&c| c < 0x20), "{b:?}");
+                for i in 0..=len {
+                    let want = (i..len).find(|&j| b[j] == b'"');
+                    assert_eq!(marks.next_quote(i), want, "{i} in {b:?}");
+                }
+            }
+        }
+    }
 }

@@ -24,7 +24,9 @@
 #      recur scan --threads 1 --rules rules-N FILE  N = 1, 100, 1000; and 100 rules on the 5%
 #                                                   and GCP corpora, and with --threads 2
 #      recur grep -c -j 1 -w error_code=NO_TOKEN -w environment=staging FILE
-#    and measures the peak RSS (/usr/bin/time -f %M) of `recur scan` with 100 rules on the flat
+#    Each median is less the median time of an empty command started the same way (the
+#    wrapper's and the shell's own start, timed in every round).
+#    It also measures the peak RSS (/usr/bin/time -f %M) of `recur scan` with 100 rules on the flat
 #    corpus and on the single line.
 # 4. Prints (stdout, also saved as target/bench-corpus/SIZE_MBmb/report.md) the machine, the
 #    tool versions, a Markdown table of MB/s (MB = 10^6 bytes) and median CPU seconds (user +
@@ -279,10 +281,20 @@ measure() {
 # alike instead of one of them, and the ratios, which are what the targets are about, hold.
 median_of() { awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A cpu
+# Every command is started as `/usr/bin/time … bash -c COMMAND`, which costs a few
+# milliseconds of its own: an empty command started the same way is timed in every round too,
+# and its median is taken off every command's median (as hyperfine corrects for its shell),
+# so that a command's figure, and a ratio between two quick ones, is the command's own.
+overhead=0
 time_rounds() {
     local r key rc s e
+    : >"$logs/empty.times"
     for ((r = 1; r <= runs; r++)); do
         say "round $r of $runs"
+        s=$EPOCHREALTIME
+        /usr/bin/time -f '%U %S' -o "$logs/empty.cpu1" bash -c ":" >/dev/null 2>&1
+        e=$EPOCHREALTIME
+        awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f\n", e - s }' >>"$logs/empty.times"
         for key in "${keys[@]}"; do
             rc=0
             s=$EPOCHREALTIME
@@ -297,8 +309,10 @@ time_rounds() {
             awk 'END { printf "%.2f\n", $1 + $2 }' "$logs/$key.cpu1" >>"$logs/$key.cpu"
         done
     done
+    overhead=$(sort -g "$logs/empty.times" | median_of)
+    say "starting an empty command the same way: median $(awk -v s="$overhead" 'BEGIN { printf "%.4f", s }') s, taken off every median"
     for key in "${keys[@]}"; do
-        median[$key]=$(sort -g "$logs/$key.times" | median_of)
+        median[$key]=$(sort -g "$logs/$key.times" | median_of | awk -v o="$overhead" '{ printf "%.6f\n", $1 - o }')
         cpu[$key]=$(sort -g "$logs/$key.cpu" | median_of)
         say "${label[$key]}: median $(awk -v s="${median[$key]}" 'BEGIN { printf "%.3f", s }') s, $(mbps "$key") MB/s"
     done
@@ -370,7 +384,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev (with uncommitted changes)"
-timer="median of $runs rounds, each command once per round in turn"
+timer="median of $runs rounds, each command once per round in turn, less the median start of an empty command ($(awk -v s="$overhead" 'BEGIN { printf "%.1f", s * 1000 }') ms)"
 if [ "$pinned" = yes ]; then where="files locked in memory (mlock) while measured"; else where="files read once before measuring, NOT pinned (may be read from disk)"; fi
 case $page_cache in
 read) where="$where; page cache filled by read(2) (COMPARE_PAGE_CACHE=read)" ;;

@@ -355,8 +355,7 @@ fn hour_of(ev: &Event) -> i64 {
 
 /// Lines of one block decoded for sampling, by start: the first and last lines serve every
 /// scope group and the newest time, and are decoded once. Sampling asks for times and scope
-/// fields only, so lines are decoded as candidates are, with the search's projection (a whole
-/// decode of a few lines per block was an eighth of a 100-rule scan of 1 GB).
+/// fields only, so lines are decoded as candidates are, with the search's projection.
 #[derive(Default)]
 struct LineCache {
     lines: Vec<(usize, Option<Event>)>,

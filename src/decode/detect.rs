@@ -97,19 +97,15 @@ pub fn decode_keeping_valid(
         return decode_valid(line, meta, cfg);
     }
     // The fast path tells which kinds of keys it met; serde's does not.
-    let unknown = json::Role::SHAPES | json::Role::ID;
-    let (map, dropped, mut roles) = match json::parse_flat_keeping(line, keep) {
+    let (map, dropped, roles) = match json::parse_flat_keeping(line, keep) {
         Some((map, seen)) => (map, seen.dropped, seen.roles),
         None => {
             let (map, dropped) = json::parse_object_keeping(line, keep)?;
-            (map, dropped, unknown)
+            (map, dropped, json::Role::ANY)
         }
     };
     // Keys are marked as id fields only for the configuration the projection was made for.
     debug_assert!(keep.ids_marked(&cfg.id_fields) || !keep.ids_known());
-    if !keep.ids_known() {
-        roles |= json::Role::ID;
-    }
     // Every key of a Docker entry is kept: with one left out, it cannot be one. A projected
     // plain object has no `_line` text unless a rule reads it.
     let with_text = !dropped || keep.line();

@@ -47,7 +47,7 @@ pub fn from_object(
     meta: &RecordMeta,
     cfg: &DecodeConfig,
 ) -> Result<Event, DecodeError> {
-    from_object_shaped(map, raw, meta, cfg, true, true, Role::SHAPES | Role::ID)
+    from_object_shaped(map, raw, meta, cfg, true, true, Role::ANY)
 }
 
 /// [`from_object`]; `may_be_docker` false when the object is known not to be a Docker entry

@@ -60,6 +60,8 @@ impl Role {
     pub const SHAPES: u8 = 1;
     /// One of the configured id fields.
     pub const ID: u8 = 2;
+    /// Every kind: what a decoder that cannot tell must assume.
+    pub const ANY: u8 = Role::SHAPES | Role::ID;
 }
 
 /// The keys that can make an object an envelope: a GCP entry has a payload, a Docker entry
@@ -152,6 +154,12 @@ impl Keep {
         self.ids.is_some()
     }
 
+    /// The [`Role`] bits every record must be assumed to have: [`Role::ID`] while the id
+    /// fields' keys are not marked (any record may then hold an id).
+    fn assumed(&self) -> u8 {
+        if self.ids_known() { 0 } else { Role::ID }
+    }
+
     pub fn line(&self) -> bool {
         self.line
     }
@@ -202,9 +210,9 @@ impl LineMarks {
             control: false,
         };
         let (mut backslash, mut control) = (0u64, 0u64);
+        // The last, short piece padded with spaces.
+        let mut pad = [b' '; 64];
         for (w, piece) in b.chunks(64).enumerate() {
-            // The last, short piece padded with spaces.
-            let mut pad = [b' '; 64];
             let piece: &[u8; 64] = match piece.try_into() {
                 Ok(whole) => whole,
                 Err(_) => {
@@ -276,7 +284,8 @@ fn piece_bits(piece: &[u8; 64]) -> (u64, u64, u64) {
 pub struct Seen {
     /// Some field was left out.
     pub dropped: bool,
-    /// The [`Role`] bits of the kept keys met.
+    /// The [`Role`] bits of the kept keys met, and those the projection assumes (see
+    /// [`Keep::with_ids`]).
     pub roles: u8,
 }
 
@@ -332,7 +341,7 @@ pub fn parse_flat_keeping(line: &str, keep: &Keep) -> Option<(Map<String, Value>
     }
     let mut map = Map::new();
     let mut dropped = false;
-    let mut roles = 0u8;
+    let mut roles = keep.assumed();
     i = ws(i + 1);
     if b.get(i) == Some(&b'}') {
         i += 1;
